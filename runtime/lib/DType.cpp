@@ -1,6 +1,8 @@
 #include "peft/DType.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace peft {
 
@@ -30,15 +32,24 @@ bool isFloat(DType t) {
 
 std::string_view safetensorsName(DType t) {
   switch (t) {
-  case DType::Bool: return "BOOL";
-  case DType::I8: return "I8";
-  case DType::U8: return "U8";
-  case DType::I32: return "I32";
-  case DType::I64: return "I64";
-  case DType::F16: return "F16";
-  case DType::BF16: return "BF16";
-  case DType::F32: return "F32";
-  case DType::F64: return "F64";
+  case DType::Bool:
+    return "BOOL";
+  case DType::I8:
+    return "I8";
+  case DType::U8:
+    return "U8";
+  case DType::I32:
+    return "I32";
+  case DType::I64:
+    return "I64";
+  case DType::F16:
+    return "F16";
+  case DType::BF16:
+    return "BF16";
+  case DType::F32:
+    return "F32";
+  case DType::F64:
+    return "F64";
   }
   return "?";
 }
@@ -53,15 +64,24 @@ std::optional<DType> dtypeFromSafetensorsName(std::string_view n) {
 
 std::string_view dtypeName(DType t) {
   switch (t) {
-  case DType::Bool: return "bool";
-  case DType::I8: return "i8";
-  case DType::U8: return "u8";
-  case DType::I32: return "i32";
-  case DType::I64: return "i64";
-  case DType::F16: return "f16";
-  case DType::BF16: return "bf16";
-  case DType::F32: return "f32";
-  case DType::F64: return "f64";
+  case DType::Bool:
+    return "bool";
+  case DType::I8:
+    return "i8";
+  case DType::U8:
+    return "u8";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::F32:
+    return "f32";
+  case DType::F64:
+    return "f64";
   }
   return "?";
 }
@@ -98,8 +118,10 @@ uint16_t floatToHalf(float f) {
   std::memcpy(&x, &f, 4);
   uint32_t sign = (x >> 16) & 0x8000;
   uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) // inf or nan
-    return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
+  if (absx > 0x7f800000u) // NaN: quiet it and keep the top payload bits
+    return (uint16_t)(sign | 0x7e00 | ((absx >> 13) & 0x3ff));
+  if (absx == 0x7f800000u)
+    return (uint16_t)(sign | 0x7c00);
   if (absx >= 0x477ff000u) // rounds to >= 65520: overflow to inf
     return (uint16_t)(sign | 0x7c00);
   if (absx < 0x38800000u) { // subnormal half or zero
@@ -138,5 +160,28 @@ uint16_t floatToBf16(float f) {
   x += 0x7fff + lsb;
   return (uint16_t)(x >> 16);
 }
+
+namespace {
+/// Rounds `d` to float with round-to-odd: an inexact result gets an odd last
+/// bit, which records "not exactly on a tie" for the second rounding. Float
+/// carries more than two extra bits over half and bfloat16, so rounding that
+/// result to nearest-even gives the correctly rounded value of `d`.
+float roundToOddFloat(double d) {
+  float f = (float)d;
+  if (std::isnan(d) || (double)f == d)
+    return f;
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (bits & 1)
+    return f;
+  // f is the even neighbour; the odd one lies on the other side of d.
+  const float inf = std::numeric_limits<float>::infinity();
+  return std::nextafterf(f, (double)f < d ? inf : -inf);
+}
+} // namespace
+
+uint16_t doubleToHalf(double d) { return floatToHalf(roundToOddFloat(d)); }
+
+uint16_t doubleToBf16(double d) { return floatToBf16(roundToOddFloat(d)); }
 
 } // namespace peft

@@ -4,94 +4,70 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <limits>
+#include <set>
 #include <unistd.h>
 
 namespace peft {
 namespace {
 
-/// The small JSON subset a safetensors header uses: one object whose values
-/// are objects of strings, integer arrays, or (for __metadata__) strings.
+/// One tensor entry of the header before it is checked against the data.
+struct HeaderEntry {
+  std::string name;
+  DType dtype;
+  std::vector<uint64_t> dims;
+  uint64_t begin, end;
+};
+
+/// Strict parser for the JSON subset a safetensors header uses: one object
+/// whose values are tensor descriptions ({"dtype", "shape", "data_offsets"})
+/// or, under "__metadata__", an object of strings. Anything else is an error;
+/// nothing here trusts the input (every read is bounds-checked).
 class HeaderParser {
 public:
-  HeaderParser(const char *p, size_t n) : p_(p), end_(p + n) {}
+  HeaderParser(const char *p, size_t n) : begin_(p), p_(p), end_(p + n) {}
 
-  bool parse(SafeTensorsFile &out, std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> &ranges,
-             std::vector<std::pair<std::string, std::pair<DType, Shape>>> &types) {
+  bool parse(std::vector<HeaderEntry> &entries,
+             std::map<std::string, std::string> &metadata) {
+    std::set<std::string> seen;
     skipWs();
     if (!eat('{'))
       return fail("expected '{' at the start of the header");
     skipWs();
-    if (eat('}'))
-      return true;
-    while (true) {
-      std::string key;
-      if (!parseString(key))
-        return false;
-      skipWs();
-      if (!eat(':'))
-        return fail("expected ':' after key \"" + key + "\"");
-      skipWs();
-      if (key == "__metadata__") {
-        if (!parseMetadata(out.metadata))
+    if (!eat('}')) {
+      while (true) {
+        std::string key;
+        if (!parseString(key))
           return false;
-      } else {
-        std::string dtype;
-        Shape shape;
-        uint64_t begin = 0, end = 0;
-        bool haveDtype = false, haveShape = false, haveOffsets = false;
-        if (!eat('{'))
-          return fail("tensor \"" + key + "\": expected an object");
+        if (!seen.insert(key).second)
+          return fail("key \"" + key + "\" appears twice");
         skipWs();
-        while (!eat('}')) {
-          std::string field;
-          if (!parseString(field))
+        if (!eat(':'))
+          return fail("expected ':' after key \"" + key + "\"");
+        skipWs();
+        if (key == "__metadata__") {
+          if (!parseMetadata(metadata))
             return false;
-          skipWs();
-          if (!eat(':'))
-            return fail("expected ':'");
-          skipWs();
-          if (field == "dtype") {
-            if (!parseString(dtype))
-              return false;
-            haveDtype = true;
-          } else if (field == "shape") {
-            std::vector<uint64_t> dims;
-            if (!parseIntArray(dims))
-              return false;
-            for (uint64_t d : dims)
-              shape.push_back((int64_t)d);
-            haveShape = true;
-          } else if (field == "data_offsets") {
-            std::vector<uint64_t> offs;
-            if (!parseIntArray(offs))
-              return false;
-            if (offs.size() != 2)
-              return fail("tensor \"" + key + "\": data_offsets needs 2 numbers");
-            begin = offs[0];
-            end = offs[1];
-            haveOffsets = true;
-          } else {
-            return fail("tensor \"" + key + "\": unknown field \"" + field + "\"");
-          }
-          skipWs();
-          eat(',');
-          skipWs();
+        } else {
+          HeaderEntry e;
+          e.name = key;
+          if (!parseTensor(e))
+            return false;
+          entries.push_back(std::move(e));
         }
-        if (!haveDtype || !haveShape || !haveOffsets)
-          return fail("tensor \"" + key + "\": needs dtype, shape and data_offsets");
-        auto dt = dtypeFromSafetensorsName(dtype);
-        if (!dt)
-          return fail("tensor \"" + key + "\": unsupported dtype \"" + dtype + "\"");
-        types.push_back({key, {*dt, shape}});
-        ranges.push_back({key, {begin, end}});
+        skipWs();
+        if (eat('}'))
+          break;
+        if (!eat(','))
+          return fail("expected ',' or '}' after the value of \"" + key + "\"");
+        skipWs();
       }
-      skipWs();
-      if (eat('}'))
-        return true;
-      if (!eat(','))
-        return fail("expected ',' or '}' in the header");
-      skipWs();
     }
+    // The format allows only space padding after the object.
+    skipWs();
+    if (p_ != end_)
+      return fail("unexpected characters after the closing '}'");
+    return true;
   }
 
   std::string error;
@@ -99,11 +75,12 @@ public:
 private:
   bool fail(const std::string &msg) {
     if (error.empty())
-      error = msg;
+      error = msg + " (at header byte " + std::to_string(p_ - begin_) + ")";
     return false;
   }
   void skipWs() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r'))
+    while (p_ < end_ &&
+           (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r'))
       ++p_;
   }
   bool eat(char c) {
@@ -113,95 +90,265 @@ private:
     }
     return false;
   }
+  static void appendUtf8(std::string &s, uint32_t cp) {
+    if (cp < 0x80) {
+      s += (char)cp;
+    } else if (cp < 0x800) {
+      s += (char)(0xc0 | (cp >> 6));
+      s += (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      s += (char)(0xe0 | (cp >> 12));
+      s += (char)(0x80 | ((cp >> 6) & 0x3f));
+      s += (char)(0x80 | (cp & 0x3f));
+    } else {
+      s += (char)(0xf0 | (cp >> 18));
+      s += (char)(0x80 | ((cp >> 12) & 0x3f));
+      s += (char)(0x80 | ((cp >> 6) & 0x3f));
+      s += (char)(0x80 | (cp & 0x3f));
+    }
+  }
+  bool parseHex4(uint32_t &v) {
+    if (end_ - p_ < 4)
+      return fail("truncated \\u escape");
+    v = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = *p_++;
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= (uint32_t)(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= (uint32_t)(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= (uint32_t)(c - 'A' + 10);
+      else
+        return fail("bad hex digit in \\u escape");
+    }
+    return true;
+  }
   bool parseString(std::string &s) {
     if (!eat('"'))
       return fail("expected a string");
     while (p_ < end_ && *p_ != '"') {
-      if (*p_ == '\\') {
-        ++p_;
-        if (p_ >= end_)
-          break;
-        switch (*p_) {
-        case 'n': s += '\n'; break;
-        case 't': s += '\t'; break;
-        case 'u': { // keep \uXXXX escapes as ASCII where possible
-          if (end_ - p_ < 5)
-            return fail("truncated \\u escape");
-          unsigned v = (unsigned)std::strtoul(std::string(p_ + 1, 4).c_str(), nullptr, 16);
-          s += v < 0x80 ? (char)v : '?';
-          p_ += 4;
-          break;
-        }
-        default: s += *p_; break;
-        }
-        ++p_;
+      unsigned char c = (unsigned char)*p_++;
+      if (c < 0x20)
+        return fail("control character in a string");
+      if (c != '\\') {
+        s += (char)c;
         continue;
       }
-      s += *p_++;
+      if (p_ >= end_)
+        break;
+      switch (*p_++) {
+      case '"':
+        s += '"';
+        break;
+      case '\\':
+        s += '\\';
+        break;
+      case '/':
+        s += '/';
+        break;
+      case 'b':
+        s += '\b';
+        break;
+      case 'f':
+        s += '\f';
+        break;
+      case 'n':
+        s += '\n';
+        break;
+      case 'r':
+        s += '\r';
+        break;
+      case 't':
+        s += '\t';
+        break;
+      case 'u': {
+        uint32_t cp;
+        if (!parseHex4(cp))
+          return false;
+        if (cp >= 0xd800 && cp < 0xdc00) { // high surrogate: needs its pair
+          uint32_t lo;
+          if (!eat('\\') || !eat('u') || !parseHex4(lo) || lo < 0xdc00 ||
+              lo >= 0xe000)
+            return fail("unpaired surrogate in \\u escape");
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (cp >= 0xdc00 && cp < 0xe000) {
+          return fail("unpaired surrogate in \\u escape");
+        }
+        appendUtf8(s, cp);
+        break;
+      }
+      default:
+        --p_;
+        return fail("unknown escape in a string");
+      }
     }
     if (!eat('"'))
       return fail("unterminated string");
+    return true;
+  }
+  bool parseUInt(uint64_t &x) {
+    if (p_ >= end_ || *p_ < '0' || *p_ > '9')
+      return fail("expected a non-negative integer");
+    x = 0;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+      uint64_t digit = (uint64_t)(*p_ - '0');
+      if (x > (std::numeric_limits<uint64_t>::max() - digit) / 10)
+        return fail("integer too large");
+      x = x * 10 + digit;
+      ++p_;
+    }
+    if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E'))
+      return fail("expected an integer, not a fraction");
     return true;
   }
   bool parseIntArray(std::vector<uint64_t> &v) {
     if (!eat('['))
       return fail("expected '['");
     skipWs();
-    while (!eat(']')) {
-      if (p_ >= end_ || *p_ < '0' || *p_ > '9')
-        return fail("expected a non-negative integer");
-      uint64_t x = 0;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-        if (x > (UINT64_MAX - 9) / 10)
-          return fail("integer too large");
-        x = x * 10 + (uint64_t)(*p_++ - '0');
-      }
+    if (eat(']'))
+      return true;
+    while (true) {
+      uint64_t x;
+      if (!parseUInt(x))
+        return false;
       v.push_back(x);
       skipWs();
-      eat(',');
+      if (eat(']'))
+        return true;
+      if (!eat(','))
+        return fail("expected ',' or ']' in an array");
       skipWs();
     }
+  }
+  bool parseTensor(HeaderEntry &e) {
+    const std::string where = "tensor \"" + e.name + "\": ";
+    if (!eat('{'))
+      return fail(where + "expected an object");
+    std::string dtype;
+    std::vector<uint64_t> offsets;
+    bool haveDtype = false, haveShape = false, haveOffsets = false;
+    skipWs();
+    if (!eat('}')) {
+      while (true) {
+        std::string field;
+        if (!parseString(field))
+          return false;
+        skipWs();
+        if (!eat(':'))
+          return fail(where + "expected ':' after \"" + field + "\"");
+        skipWs();
+        bool dup = false;
+        if (field == "dtype") {
+          dup = haveDtype;
+          haveDtype = true;
+          if (!parseString(dtype))
+            return false;
+        } else if (field == "shape") {
+          dup = haveShape;
+          haveShape = true;
+          if (!parseIntArray(e.dims))
+            return false;
+        } else if (field == "data_offsets") {
+          dup = haveOffsets;
+          haveOffsets = true;
+          if (!parseIntArray(offsets))
+            return false;
+          if (offsets.size() != 2)
+            return fail(where + "data_offsets needs 2 numbers");
+        } else {
+          return fail(where + "unknown field \"" + field + "\"");
+        }
+        if (dup)
+          return fail(where + "field \"" + field + "\" appears twice");
+        skipWs();
+        if (eat('}'))
+          break;
+        if (!eat(','))
+          return fail(where + "expected ',' or '}'");
+        skipWs();
+      }
+    }
+    if (!haveDtype || !haveShape || !haveOffsets)
+      return fail(where + "needs dtype, shape and data_offsets");
+    auto dt = dtypeFromSafetensorsName(dtype);
+    if (!dt)
+      return fail(where + "unsupported dtype \"" + dtype + "\"");
+    e.dtype = *dt;
+    e.begin = offsets[0];
+    e.end = offsets[1];
     return true;
   }
   bool parseMetadata(std::map<std::string, std::string> &m) {
     if (!eat('{'))
       return fail("__metadata__ must be an object");
     skipWs();
-    while (!eat('}')) {
+    if (eat('}'))
+      return true;
+    while (true) {
       std::string k, v;
       if (!parseString(k))
         return false;
       skipWs();
       if (!eat(':'))
-        return fail("expected ':'");
+        return fail("__metadata__: expected ':' after \"" + k + "\"");
       skipWs();
+      if (p_ < end_ && *p_ != '"')
+        return fail("__metadata__: value of \"" + k + "\" must be a string");
       if (!parseString(v))
         return false;
-      m[k] = v;
+      if (!m.emplace(k, v).second)
+        return fail("__metadata__: key \"" + k + "\" appears twice");
       skipWs();
-      eat(',');
+      if (eat('}'))
+        return true;
+      if (!eat(','))
+        return fail("__metadata__: expected ',' or '}'");
       skipWs();
     }
-    return true;
   }
 
+  const char *begin_;
   const char *p_;
   const char *end_;
 };
 
+/// JSON string escaping. Control characters must be escaped: strict readers
+/// (Python's json, serde_json in the reference safetensors) reject them raw.
 std::string jsonEscape(const std::string &s) {
+  static const char hex[] = "0123456789abcdef";
   std::string o;
-  for (char c : s) {
+  for (char ch : s) {
+    unsigned char c = (unsigned char)ch;
     if (c == '"' || c == '\\') {
       o += '\\';
-      o += c;
+      o += ch;
     } else if (c == '\n') {
       o += "\\n";
+    } else if (c == '\t') {
+      o += "\\t";
+    } else if (c == '\r') {
+      o += "\\r";
+    } else if (c < 0x20) {
+      o += "\\u00";
+      o += hex[c >> 4];
+      o += hex[c & 0xf];
     } else {
-      o += c;
+      o += ch;
     }
   }
   return o;
+}
+
+/// The directory part of `path`, for fsync after the rename.
+std::string parentDir(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return ".";
+  if (slash == 0)
+    return "/";
+  return path.substr(0, slash);
 }
 
 } // namespace
@@ -229,80 +376,153 @@ bool readSafeTensors(const std::string &path, SafeTensorsFile &out,
     return bad("the file is " + std::to_string(file->size()) +
                " bytes, shorter than the 8-byte header length");
   uint64_t headerLen = 0;
-  std::memcpy(&headerLen, file->data(), 8);
+  for (int i = 7; i >= 0; --i) // little-endian, whatever the host
+    headerLen = (headerLen << 8) | file->data()[i];
   if (headerLen > file->size() - 8)
     return bad("header length " + std::to_string(headerLen) +
-               " runs past the end of the file (" + std::to_string(file->size()) +
+               " runs past the end of the file (" +
+               std::to_string(file->size()) +
                " bytes); the file is truncated or corrupt");
-  HeaderParser parser(reinterpret_cast<const char *>(file->data() + 8), headerLen);
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> ranges;
-  std::vector<std::pair<std::string, std::pair<DType, Shape>>> types;
-  if (!parser.parse(out, ranges, types))
+  HeaderParser parser(reinterpret_cast<const char *>(file->data() + 8),
+                      headerLen);
+  std::vector<HeaderEntry> entries;
+  SafeTensorsFile result;
+  if (!parser.parse(entries, result.metadata))
     return bad("header: " + parser.error);
+
   const uint8_t *base = file->data() + 8 + headerLen;
   uint64_t dataSize = file->size() - 8 - headerLen;
-  std::vector<std::pair<uint64_t, uint64_t>> sorted;
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    const std::string &name = ranges[i].first;
-    auto [begin, end] = ranges[i].second;
-    auto [dtype, shape] = types[i].second;
-    if (begin > end || end > dataSize)
-      return bad("tensor \"" + name + "\": data_offsets [" + std::to_string(begin) +
-                 ", " + std::to_string(end) + ") lie outside the " +
+  struct Range {
+    uint64_t begin, end;
+    const std::string *name;
+  };
+  std::vector<Range> ranges;
+  for (const HeaderEntry &e : entries) {
+    const std::string where = "tensor \"" + e.name + "\": ";
+    if (e.begin > e.end || e.end > dataSize)
+      return bad(where + "data_offsets [" + std::to_string(e.begin) + ", " +
+                 std::to_string(e.end) + ") lie outside the " +
                  std::to_string(dataSize) + " data bytes");
-    uint64_t expect = dtypeSize(dtype);
-    for (int64_t d : shape) {
-      if (d != 0 && expect > UINT64_MAX / (uint64_t)d)
-        return bad("tensor \"" + name + "\": shape overflows");
-      expect *= (uint64_t)d;
+    // Every dimension must fit in int64 (Shape's element type), and so must
+    // the element and byte counts even when another dimension is 0: code that
+    // computes strides multiplies the other dimensions together.
+    Shape shape;
+    uint64_t elemSize = dtypeSize(e.dtype);
+    uint64_t limit = (uint64_t)std::numeric_limits<int64_t>::max();
+    uint64_t nonzeroBytes = elemSize;
+    bool empty = false;
+    for (uint64_t d : e.dims) {
+      if (d == 0) {
+        empty = true;
+      } else {
+        if (d > limit / nonzeroBytes)
+          return bad(where + "shape dimensions overflow (dimension " +
+                     std::to_string(d) + ")");
+        nonzeroBytes *= d;
+      }
+      shape.push_back((int64_t)d);
     }
-    if (end - begin != expect)
-      return bad("tensor \"" + name + "\": shape " + shapeToString(shape) + " of " +
-                 std::string(dtypeName(dtype)) + " needs " + std::to_string(expect) +
-                 " bytes but data_offsets give " + std::to_string(end - begin));
-    sorted.push_back({begin, end});
-    out.tensors.push_back({name, Tensor::view(dtype, shape, file, base + begin)});
+    uint64_t expect = empty ? 0 : nonzeroBytes;
+    if (e.end - e.begin != expect)
+      return bad(where + "shape " + shapeToString(shape) + " of " +
+                 std::string(dtypeName(e.dtype)) + " needs " +
+                 std::to_string(expect) + " bytes but data_offsets give " +
+                 std::to_string(e.end - e.begin));
+    if (e.end > e.begin)
+      ranges.push_back({e.begin, e.end, &e.name});
+    result.tensors.push_back(
+        {e.name, Tensor::view(e.dtype, shape, file, base + e.begin)});
   }
-  std::sort(sorted.begin(), sorted.end());
-  for (size_t i = 1; i < sorted.size(); ++i)
-    if (sorted[i].first < sorted[i - 1].second)
-      return bad("two tensors' data_offsets overlap");
+  std::sort(ranges.begin(), ranges.end(), [](const Range &a, const Range &b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].begin < ranges[i - 1].end)
+      return bad("tensors \"" + *ranges[i - 1].name + "\" and \"" +
+                 *ranges[i].name + "\" overlap (data_offsets [" +
+                 std::to_string(ranges[i - 1].begin) + ", " +
+                 std::to_string(ranges[i - 1].end) + ") and [" +
+                 std::to_string(ranges[i].begin) + ", " +
+                 std::to_string(ranges[i].end) + "))");
+  out = std::move(result);
   return true;
 }
 
-bool writeSafeTensors(const std::string &path,
-                      const std::vector<std::pair<std::string, Tensor>> &tensors,
-                      const std::map<std::string, std::string> &metadata,
-                      std::string &error) {
+bool writeSafeTensors(
+    const std::string &path,
+    const std::vector<std::pair<std::string, Tensor>> &tensors,
+    const std::map<std::string, std::string> &metadata, std::string &error) {
+  std::set<std::string> names;
+  for (auto &[name, t] : tensors) {
+    const std::string where =
+        "cannot write '" + path + "': tensor \"" + name + "\" ";
+    if (name == "__metadata__") {
+      error = where + "uses the reserved name __metadata__";
+      return false;
+    }
+    if (!names.insert(name).second) {
+      error = where + "appears twice";
+      return false;
+    }
+    if (!t.valid()) {
+      error = where + "has no data";
+      return false;
+    }
+    for (int64_t d : t.shape())
+      if (d < 0) {
+        error = where + "has a negative dimension";
+        return false;
+      }
+  }
+
   std::string header = "{";
   bool first = true;
   if (!metadata.empty()) {
     header += "\"__metadata__\":{";
-    bool f2 = true;
+    bool firstMeta = true;
     for (auto &kv : metadata) {
-      header += (f2 ? "" : ",") + std::string("\"") + jsonEscape(kv.first) + "\":\"" +
-                jsonEscape(kv.second) + "\"";
-      f2 = false;
+      header += (firstMeta ? "" : ",") + std::string("\"") +
+                jsonEscape(kv.first) + "\":\"" + jsonEscape(kv.second) + "\"";
+      firstMeta = false;
     }
     header += "}";
     first = false;
   }
+  // Data is laid out by element size, largest first, with no gaps: every
+  // tensor then starts aligned to its element size (the data section starts
+  // 8-byte aligned), and the layout stays contiguous as the reference
+  // safetensors reader requires. The header keeps the callers' order.
+  std::vector<size_t> layout(tensors.size());
+  for (size_t i = 0; i < layout.size(); ++i)
+    layout[i] = i;
+  std::stable_sort(layout.begin(), layout.end(), [&](size_t a, size_t b) {
+    return dtypeSize(tensors[a].second.dtype()) >
+           dtypeSize(tensors[b].second.dtype());
+  });
+  std::vector<uint64_t> offsets(tensors.size());
   uint64_t offset = 0;
-  for (auto &[name, t] : tensors) {
+  for (size_t i : layout) {
+    offsets[i] = offset;
+    offset += tensors[i].second.byteSize();
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto &[name, t] = tensors[i];
     header += first ? "" : ",";
     first = false;
     header += "\"" + jsonEscape(name) + "\":{\"dtype\":\"" +
               std::string(safetensorsName(t.dtype())) + "\",\"shape\":[";
-    for (size_t i = 0; i < t.shape().size(); ++i)
-      header += (i ? "," : "") + std::to_string(t.shape()[i]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + t.byteSize()) + "]}";
-    offset += t.byteSize();
+    for (size_t d = 0; d < t.shape().size(); ++d)
+      header += (d ? "," : "") + std::to_string(t.shape()[d]);
+    header += "],\"data_offsets\":[" + std::to_string(offsets[i]) + "," +
+              std::to_string(offsets[i] + t.byteSize()) + "]}";
   }
   header += "}";
+  // Pad so the data starts 8-byte aligned, as the reference writer does.
   while (header.size() % 8)
     header += ' ';
 
+  // Write a sibling temp file and rename it over `path`, so readers see the
+  // old file or the new one, never a partial one.
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -323,22 +543,37 @@ bool writeSafeTensors(const std::string &path,
     }
     return true;
   };
-  uint64_t len = header.size();
-  bool ok = writeAll(&len, 8) && writeAll(header.data(), header.size());
-  for (auto &kv : tensors)
-    ok = ok && writeAll(kv.second.bytes(), kv.second.byteSize());
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) // little-endian, whatever the host
+    len[i] = (uint8_t)((uint64_t)header.size() >> (8 * i));
+  bool ok = writeAll(len, 8) && writeAll(header.data(), header.size());
+  for (size_t i : layout)
+    ok =
+        ok && writeAll(tensors[i].second.bytes(), tensors[i].second.byteSize());
   ok = ok && ::fsync(fd) == 0;
   int saved = errno;
-  ::close(fd);
+  if (::close(fd) != 0 && ok) {
+    ok = false;
+    saved = errno;
+  }
   if (!ok) {
     error = "cannot write '" + tmp + "': " + std::strerror(saved);
     ::unlink(tmp.c_str());
     return false;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
+    error = "cannot rename '" + tmp + "' to '" + path +
+            "': " + std::strerror(errno);
     ::unlink(tmp.c_str());
     return false;
+  }
+  // Make the rename itself durable. Failure here leaves a complete file in
+  // place, so it is not reported.
+  int dirFd =
+      ::open(parentDir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd >= 0) {
+    ::fsync(dirFd);
+    ::close(dirFd);
   }
   return true;
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 namespace peft {
@@ -25,8 +26,10 @@ std::string shapeToString(const Shape &shape) {
   return s;
 }
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-  owned_ = std::make_shared<std::vector<uint8_t>>(byteSize() ? byteSize() : 1, 0);
+Tensor::Tensor(DType dtype, Shape shape)
+    : dtype_(dtype), shape_(std::move(shape)) {
+  owned_ =
+      std::make_shared<std::vector<uint8_t>>(byteSize() ? byteSize() : 1, 0);
   data_ = owned_->data();
 }
 
@@ -42,7 +45,8 @@ Tensor Tensor::view(DType dtype, Shape shape, std::shared_ptr<MappedFile> file,
 
 uint8_t *Tensor::mutableBytes() {
   if (!owned_) {
-    auto copy = std::make_shared<std::vector<uint8_t>>(byteSize() ? byteSize() : 1, 0);
+    auto copy =
+        std::make_shared<std::vector<uint8_t>>(byteSize() ? byteSize() : 1, 0);
     if (byteSize())
       std::memcpy(copy->data(), data_, byteSize());
     owned_ = std::move(copy);
@@ -56,61 +60,132 @@ uint8_t *Tensor::mutableBytes() {
   return data_;
 }
 
+namespace {
+// Views into a safetensors or ONNX file need not be aligned for their element
+// type, so elements are loaded and stored through memcpy.
+template <typename T> T load(const uint8_t *p, int64_t i) {
+  T v;
+  std::memcpy(&v, p + i * (int64_t)sizeof(T), sizeof(T));
+  return v;
+}
+template <typename T> void store(uint8_t *p, int64_t i, T v) {
+  std::memcpy(p + i * (int64_t)sizeof(T), &v, sizeof(T));
+}
+
+/// Float to integer: truncate toward zero, NaN gives 0, values outside the
+/// range of T saturate (a plain C++ cast of those is undefined behaviour).
+template <typename T> T truncSaturate(double v) {
+  if (std::isnan(v))
+    return 0;
+  // Both limits of the integer types used here are exact in double except
+  // the int64 maximum, which rounds up to 2^63; hence `>=`.
+  constexpr double lo = (double)std::numeric_limits<T>::min();
+  constexpr double hi = (double)std::numeric_limits<T>::max();
+  if (v <= lo)
+    return std::numeric_limits<T>::min();
+  if (v >= hi)
+    return std::numeric_limits<T>::max();
+  return (T)v;
+}
+} // namespace
+
 double Tensor::getDouble(int64_t i) const {
   switch (dtype_) {
-  case DType::Bool: return data_[i] ? 1.0 : 0.0;
-  case DType::I8: return (double)reinterpret_cast<const int8_t *>(data_)[i];
-  case DType::U8: return (double)data_[i];
-  case DType::I32: return (double)data<int32_t>()[i];
-  case DType::I64: return (double)data<int64_t>()[i];
-  case DType::F16: return halfToFloat(data<uint16_t>()[i]);
-  case DType::BF16: return bf16ToFloat(data<uint16_t>()[i]);
-  case DType::F32: return data<float>()[i];
-  case DType::F64: return data<double>()[i];
+  case DType::Bool:
+    return data_[i] ? 1.0 : 0.0;
+  case DType::I8:
+    return (double)(int8_t)data_[i];
+  case DType::U8:
+    return (double)data_[i];
+  case DType::I32:
+    return (double)load<int32_t>(data_, i);
+  case DType::I64:
+    return (double)load<int64_t>(data_, i);
+  case DType::F16:
+    return halfToFloat(load<uint16_t>(data_, i));
+  case DType::BF16:
+    return bf16ToFloat(load<uint16_t>(data_, i));
+  case DType::F32:
+    return load<float>(data_, i);
+  case DType::F64:
+    return load<double>(data_, i);
   }
   return 0;
 }
 
 int64_t Tensor::getInt(int64_t i) const {
   switch (dtype_) {
-  case DType::Bool: return data_[i] ? 1 : 0;
-  case DType::I8: return reinterpret_cast<const int8_t *>(data_)[i];
-  case DType::U8: return data_[i];
-  case DType::I32: return data<int32_t>()[i];
-  case DType::I64: return data<int64_t>()[i];
-  default: {
-    double v = getDouble(i);
-    if (std::isnan(v))
-      return 0;
-    return (int64_t)v;
-  }
+  case DType::Bool:
+    return data_[i] ? 1 : 0;
+  case DType::I8:
+    return (int8_t)data_[i];
+  case DType::U8:
+    return data_[i];
+  case DType::I32:
+    return load<int32_t>(data_, i);
+  case DType::I64:
+    return load<int64_t>(data_, i);
+  default:
+    return truncSaturate<int64_t>(getDouble(i));
   }
 }
 
 void Tensor::setDouble(int64_t i, double v) {
   uint8_t *p = mutableBytes();
   switch (dtype_) {
-  case DType::Bool: p[i] = v != 0.0; break;
-  case DType::I8: reinterpret_cast<int8_t *>(p)[i] = (int8_t)(int64_t)v; break;
-  case DType::U8: p[i] = (uint8_t)(int64_t)v; break;
-  case DType::I32: reinterpret_cast<int32_t *>(p)[i] = (int32_t)(int64_t)v; break;
-  case DType::I64: reinterpret_cast<int64_t *>(p)[i] = (int64_t)v; break;
-  case DType::F16: reinterpret_cast<uint16_t *>(p)[i] = floatToHalf((float)v); break;
-  case DType::BF16: reinterpret_cast<uint16_t *>(p)[i] = floatToBf16((float)v); break;
-  case DType::F32: reinterpret_cast<float *>(p)[i] = (float)v; break;
-  case DType::F64: reinterpret_cast<double *>(p)[i] = v; break;
+  case DType::Bool:
+    p[i] = v != 0.0;
+    break;
+  case DType::I8:
+    store(p, i, truncSaturate<int8_t>(v));
+    break;
+  case DType::U8:
+    store(p, i, truncSaturate<uint8_t>(v));
+    break;
+  case DType::I32:
+    store(p, i, truncSaturate<int32_t>(v));
+    break;
+  case DType::I64:
+    store(p, i, truncSaturate<int64_t>(v));
+    break;
+  case DType::F16:
+    store(p, i, doubleToHalf(v));
+    break;
+  case DType::BF16:
+    store(p, i, doubleToBf16(v));
+    break;
+  case DType::F32:
+    store(p, i, (float)v);
+    break;
+  case DType::F64:
+    store(p, i, v);
+    break;
   }
 }
 
 void Tensor::setInt(int64_t i, int64_t v) {
   uint8_t *p = mutableBytes();
+  // Integer to narrower integer wraps (two's complement), as integer
+  // arithmetic in the evaluated program does.
   switch (dtype_) {
-  case DType::Bool: p[i] = v != 0; break;
-  case DType::I8: reinterpret_cast<int8_t *>(p)[i] = (int8_t)v; break;
-  case DType::U8: p[i] = (uint8_t)v; break;
-  case DType::I32: reinterpret_cast<int32_t *>(p)[i] = (int32_t)v; break;
-  case DType::I64: reinterpret_cast<int64_t *>(p)[i] = v; break;
-  default: setDouble(i, (double)v); break;
+  case DType::Bool:
+    p[i] = v != 0;
+    break;
+  case DType::I8:
+    store(p, i, (int8_t)v);
+    break;
+  case DType::U8:
+    store(p, i, (uint8_t)v);
+    break;
+  case DType::I32:
+    store(p, i, (int32_t)v);
+    break;
+  case DType::I64:
+    store(p, i, v);
+    break;
+  default:
+    setDouble(i, (double)v);
+    break;
   }
 }
 
@@ -127,12 +202,14 @@ Tensor Tensor::castTo(DType dtype) const {
     return *this;
   Tensor out(dtype, shape_);
   int64_t n = numel();
-  bool srcInt = !isFloat(dtype_);
+  // Integers go through int64 so that i64 values above 2^53 stay exact;
+  // anything involving a float goes through double (setDouble truncates
+  // toward zero and saturates for integer targets, and maps to bool by
+  // "nonzero").
+  bool exactInts = !isFloat(dtype_) && !isFloat(dtype);
   for (int64_t i = 0; i < n; ++i) {
-    if (srcInt && !isFloat(dtype))
+    if (exactInts)
       out.setInt(i, getInt(i));
-    else if (!isFloat(dtype))
-      out.setInt(i, dtype == DType::Bool ? (getDouble(i) != 0.0) : getInt(i));
     else
       out.setDouble(i, getDouble(i));
   }

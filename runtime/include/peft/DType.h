@@ -22,10 +22,15 @@ std::optional<DType> dtypeFromSafetensorsName(std::string_view name);
 /// Lower-case name for messages ("f32", "i64", "bool").
 std::string_view dtypeName(DType t);
 
-/// IEEE half and bfloat16 conversions (round to nearest even).
+/// IEEE half and bfloat16 conversions (round to nearest even; overflow gives
+/// infinity; NaN stays NaN and keeps as much payload as fits).
 float halfToFloat(uint16_t h);
 uint16_t floatToHalf(float f);
 float bf16ToFloat(uint16_t h);
 uint16_t floatToBf16(float f);
+/// Rounded once from the double: going through float first would round twice
+/// and can pick the wrong neighbour when the float lands exactly on a tie.
+uint16_t doubleToHalf(double d);
+uint16_t doubleToBf16(double d);
 
 } // namespace peft

@@ -19,16 +19,21 @@ struct SafeTensorsFile {
   const Tensor *find(const std::string &name) const;
 };
 
-/// Reads and validates `path`. Errors (return false) name the file and the
-/// problem: truncated header, bad JSON, unknown dtype, offsets past the end,
-/// overlapping tensors, a shape that does not match the byte length.
+/// Reads and validates `path`, replacing `out`. Errors (return false, `out`
+/// untouched) name the file and the problem: truncated header, bad JSON,
+/// duplicate names, unknown dtype, offsets past the end, overlapping tensors,
+/// a shape that does not match the byte length or overflows. Tensors need not
+/// be aligned in the file.
 bool readSafeTensors(const std::string &path, SafeTensorsFile &out,
                      std::string &error);
 
-/// Writes `tensors` to `path` atomically (temp file, fsync, rename).
-bool writeSafeTensors(const std::string &path,
-                      const std::vector<std::pair<std::string, Tensor>> &tensors,
-                      const std::map<std::string, std::string> &metadata,
-                      std::string &error);
+/// Writes `tensors` to `path` atomically (temp file, fsync, rename). The
+/// header lists tensors in the given order; the data is laid out contiguously
+/// with each tensor aligned to its element size. Duplicate names, the name
+/// "__metadata__" and tensors without data are errors.
+bool writeSafeTensors(
+    const std::string &path,
+    const std::vector<std::pair<std::string, Tensor>> &tensors,
+    const std::map<std::string, std::string> &metadata, std::string &error);
 
 } // namespace peft

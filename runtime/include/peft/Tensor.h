@@ -44,7 +44,10 @@ public:
   }
 
   /// Element access through double / int64, whatever the dtype (used by the
-  /// reference evaluator, which favours clarity over speed).
+  /// reference evaluator, which favours clarity over speed). setDouble into an
+  /// integer dtype truncates toward zero and saturates (NaN gives 0); into
+  /// bool it stores "nonzero"; into f16/bf16 it rounds once, to nearest even.
+  /// setInt into a narrower integer dtype wraps (two's complement).
   double getDouble(int64_t i) const;
   int64_t getInt(int64_t i) const;
   void setDouble(int64_t i, double v);
@@ -52,7 +55,9 @@ public:
 
   /// Same bytes, new shape (numel must match).
   Tensor reshaped(Shape shape) const;
-  /// Element-wise conversion (float->int truncates toward zero, as ONNX Cast).
+  /// Element-wise conversion: float->int truncates toward zero (saturating
+  /// out of range, NaN -> 0), float->bool is "nonzero" (NaN -> true),
+  /// int->narrower int wraps, as ONNX Cast / numpy astype.
   Tensor castTo(DType dtype) const;
 
 private:

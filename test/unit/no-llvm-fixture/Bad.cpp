@@ -1,0 +1,2 @@
+// Fixture for runtime-no-llvm-includes-selftest: the check must reject this.
+#include "llvm/ADT/StringRef.h"
