@@ -34,6 +34,8 @@ KernelRegistry::KernelRegistry() {
   registerReductionKernels(*this);
   registerLinalgKernels(*this);
   registerNormKernels(*this);
+  registerPeftKernels(*this);
+  registerGradKernels(*this);
 }
 
 void KernelRegistry::add(StringRef opName, Kernel kernel) {
@@ -58,6 +60,8 @@ FailureOr<Tensor> Evaluator::paramValue(Operation *op) {
     param = SymbolTable::lookupNearestSymbolFrom<pir::ParamOp>(use, use.getParamAttr());
   if (!param)
     return op->emitError("reference evaluator: no peft.param for this use");
+  if (const Tensor *assigned = paramOverride(param.getSymName()))
+    return *assigned;
   RankedTensorType type = param.getTensorType();
   auto dtype = toDType(type.getElementType());
   if (!dtype)
@@ -92,6 +96,38 @@ FailureOr<Tensor> Evaluator::paramValue(Operation *op) {
   if (options_.promoteToF64 && isFloat(value.dtype()))
     value = value.castTo(DType::F64);
   return value;
+}
+
+FailureOr<Tensor> Evaluator::paramValue(StringRef name) {
+  auto param = module_.lookupSymbol<pir::ParamOp>(name);
+  if (!param)
+    return module_.emitError("reference evaluator: no peft.param @") << name;
+  return paramValue(param);
+}
+
+const Tensor *Evaluator::paramOverride(StringRef name) const {
+  auto it = overrides_.find(name);
+  return it == overrides_.end() ? nullptr : &it->second;
+}
+
+LogicalResult Evaluator::setParam(StringRef name, const Tensor &value) {
+  auto param = module_.lookupSymbol<pir::ParamOp>(name);
+  if (!param)
+    return module_.emitError("setParam: no peft.param @") << name;
+  RankedTensorType type = param.getTensorType();
+  auto want = toDType(type.getElementType());
+  if (!want || value.shape() != toShape(type) ||
+      (value.dtype() != *want && !(isFloat(value.dtype()) && isFloat(*want))))
+    return param.emitError("setParam: a ")
+           << describe(value) << " value does not fit param @" << name
+           << " of type " << type;
+  // A copy, so the caller's tensor and the override never share bytes.
+  Tensor stored(EvalContext{options_}.storageType(type), value.shape());
+  Tensor converted = value.castTo(stored.dtype());
+  std::copy(converted.bytes(), converted.bytes() + converted.byteSize(),
+            stored.mutableBytes());
+  overrides_[name] = std::move(stored);
+  return success();
 }
 
 FailureOr<SmallVector<Tensor>> Evaluator::evaluateOp(Operation *op,
@@ -144,6 +180,8 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
                                       << " inputs, got " << inputs.size();
   EvalContext ctx{options_};
   DenseMap<Value, Tensor> env;
+  // peft.assign values, committed when the function returns.
+  llvm::StringMap<Tensor> assigned;
   for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
     auto type = cast<RankedTensorType>(arg.getType());
     Tensor in = inputs[i];
@@ -162,7 +200,16 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
       std::vector<Tensor> outputs;
       for (Value v : ret.getOperands())
         outputs.push_back(env.lookup(v));
+      for (auto &entry : assigned)
+        overrides_[entry.getKey()] = std::move(entry.getValue());
       return outputs;
+    }
+    if (auto assign = dyn_cast<pir::AssignOp>(op)) {
+      if (!assigned.try_emplace(assign.getParam(), env.lookup(assign.getValue()))
+               .second)
+        return assign.emitError("param @")
+               << assign.getParam() << " is assigned twice in one call";
+      continue;
     }
     if (isa<pir::UseOp>(op)) {
       FailureOr<Tensor> value = paramValue(&op);

@@ -67,13 +67,30 @@ public:
   evaluateOp(mlir::Operation *op, llvm::ArrayRef<Tensor> operands,
              const EvalOptions &options = {});
 
-  /// The value of a peft.param: a view of its mapped storage, or its inline value.
+  /// The value of a peft.param: its override (see below) if it has one, else
+  /// a view of its mapped storage, or its inline value.
   mlir::FailureOr<Tensor> paramValue(mlir::Operation *useOrParam);
+  /// The same, for the param named `name`.
+  mlir::FailureOr<Tensor> paramValue(llvm::StringRef name);
+
+  /// Param overrides: `run` applies every `peft.assign` of the function when
+  /// it returns (all its `peft.use`s read the values from before the call),
+  /// so later runs see the updated params, e.g. over several training steps.
+  /// The value assigned to param `name`, or null when it has none.
+  const Tensor *paramOverride(llvm::StringRef name) const;
+  /// Sets the value later runs read for param `name` (a copy of `value`,
+  /// stored in the evaluator's dtype for it), e.g. an initial adapter or
+  /// restored optimizer state. Fails when there is no such param or the
+  /// shape or dtype does not fit it.
+  mlir::LogicalResult setParam(llvm::StringRef name, const Tensor &value);
+  /// Forgets all overrides: params read their storage again.
+  void clearParamOverrides() { overrides_.clear(); }
 
 private:
   mlir::ModuleOp module_;
   EvalOptions options_;
   std::map<std::string, std::shared_ptr<MappedFile>> mapped_;
+  llvm::StringMap<Tensor> overrides_;
 };
 
 } // namespace peft::ref

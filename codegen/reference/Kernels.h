@@ -14,6 +14,8 @@ void registerShapeKernels(KernelRegistry &r);
 void registerReductionKernels(KernelRegistry &r);
 void registerLinalgKernels(KernelRegistry &r);
 void registerNormKernels(KernelRegistry &r);
+void registerPeftKernels(KernelRegistry &r);
+void registerGradKernels(KernelRegistry &r);
 
 inline Shape resultShape(mlir::Operation *op, unsigned i = 0) {
   return toShape(mlir::cast<mlir::RankedTensorType>(op->getResult(i).getType()));
