@@ -8,5 +8,6 @@ include "dialects/nn/NNShapeOps.td"
 include "dialects/nn/NNReductionOps.td"
 include "dialects/nn/NNLinalgOps.td"
 include "dialects/nn/NNNormOps.td"
+include "dialects/nn/NNGradOps.td"
 
 #endif // PEFT_NN_OPS

@@ -1,6 +1,7 @@
 //===- peft-opt.cpp - run any peftc pass alone ------------------------------===//
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv) {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
+  peft::registerPeftPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "peftc optimizer driver\n", registry));
 }
