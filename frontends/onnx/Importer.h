@@ -1,4 +1,4 @@
-//===- Importer.h - ONNX model -> nn/peft IR ---------------------*- C++ -*-===//
+//===- Importer.h - ONNX model -> nn/peft IR -------------------*- C++ -*-===//
 #pragma once
 
 #include "peft/Tensor.h"
@@ -15,6 +15,10 @@ struct ImportOptions {
   /// Static shapes for graph inputs with symbolic dimensions
   /// (`--input-shape input_ids=8x128`).
   std::map<std::string, Shape> inputShapes;
+  /// Shapes of the tensors a tool was handed for the inputs (peft-run's
+  /// --inputs): used where inputShapes says nothing; names that are no graph
+  /// input are ignored.
+  std::map<std::string, Shape> dataShapes;
   /// Graph inputs whose values are known at compile time (conformance tests
   /// feed shape inputs this way). They become constants, not arguments.
   std::map<std::string, Tensor> constantInputs;
@@ -26,14 +30,14 @@ struct ImportOptions {
 };
 
 /// Parses "name=2x16,other=4" style shape lists; returns false with a message.
-bool parseInputShapes(const std::string &text, std::map<std::string, Shape> &out,
-                      std::string &error);
+bool parseInputShapes(const std::string &text,
+                      std::map<std::string, Shape> &out, std::string &error);
 
 /// Imports `path` (.onnx or .onnxtext). Errors are emitted as diagnostics on
 /// `context` (naming the file, node, op and fix); returns null on failure.
-mlir::OwningOpRef<mlir::ModuleOp>
-importOnnxModel(mlir::MLIRContext &context, const std::string &path,
-                const ImportOptions &options);
+mlir::OwningOpRef<mlir::ModuleOp> importOnnxModel(mlir::MLIRContext &context,
+                                                  const std::string &path,
+                                                  const ImportOptions &options);
 
 /// Registers the dialects the importer produces.
 void registerImportDialects(mlir::DialectRegistry &registry);

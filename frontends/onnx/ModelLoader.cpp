@@ -18,7 +18,12 @@ namespace {
 constexpr uint32_t kModelGraph = 7;
 constexpr uint32_t kGraphNode = 1, kGraphInitializer = 5;
 constexpr uint32_t kNodeAttribute = 5;
-constexpr uint32_t kAttrTensor = 5, kAttrTensors = 10;
+constexpr uint32_t kAttrTensor = 5, kAttrGraph = 6, kAttrTensors = 10,
+                   kAttrGraphs = 11;
+constexpr uint64_t kTensorExternal = 1; // TensorProto.DataLocation.EXTERNAL
+// protobuf refuses deeper messages; the scan stops there too, so a hostile
+// file cannot exhaust the stack through nested subgraphs.
+constexpr int kMaxGraphDepth = 32;
 constexpr uint32_t kTensorFloatData = 4, kTensorRawData = 9,
                    kTensorDoubleData = 10, kTensorExternalData = 13,
                    kTensorDataLocation = 14;
@@ -53,8 +58,8 @@ public:
   struct Field {
     uint32_t number;
     WireType type;
-    uint64_t begin, end;     // payload (for length-delimited: the content)
-    uint64_t tagBegin;       // start of the tag (the whole field is [tagBegin, end))
+    uint64_t begin, end; // payload (for length-delimited: the content)
+    uint64_t tagBegin; // start of the tag (the whole field is [tagBegin, end))
   };
   Field next() {
     Field f;
@@ -125,7 +130,7 @@ void putBytes(std::string &out, uint32_t number, const std::string &bytes) {
 /// Rewrites messages so large tensor payloads become external references.
 class Stripper {
 public:
-  Stripper(const uint8_t *base) : base_(base) {}
+  explicit Stripper(const uint8_t *base) : base_(base) {}
 
   std::string model(uint64_t begin, uint64_t end) {
     return rewrite(begin, end, [&](const Reader::Field &f, std::string &out) {
@@ -138,31 +143,39 @@ public:
   }
 
 private:
-  template <typename Fn> std::string rewrite(uint64_t begin, uint64_t end, Fn fn) {
+  template <typename Fn>
+  std::string rewrite(uint64_t begin, uint64_t end, Fn fn) {
     std::string out;
     Reader r(base_, begin, end);
     while (!r.done()) {
       Reader::Field f = r.next();
       if (!fn(f, out))
-        out.append(reinterpret_cast<const char *>(base_ + f.tagBegin), f.end - f.tagBegin);
+        out.append(reinterpret_cast<const char *>(base_ + f.tagBegin),
+                   f.end - f.tagBegin);
     }
     return out;
   }
 
   std::string graph(uint64_t begin, uint64_t end) {
-    return rewrite(begin, end, [&](const Reader::Field &f, std::string &out) {
-      if (f.type != LengthDelimited)
-        return false;
-      if (f.number == kGraphInitializer) {
-        putBytes(out, f.number, tensor(f.begin, f.end));
-        return true;
-      }
-      if (f.number == kGraphNode) {
-        putBytes(out, f.number, node(f.begin, f.end));
-        return true;
-      }
-      return false;
-    });
+    if (++depth_ > kMaxGraphDepth)
+      throw WireError{"subgraphs nested deeper than " +
+                      std::to_string(kMaxGraphDepth) + " levels"};
+    std::string out =
+        rewrite(begin, end, [&](const Reader::Field &f, std::string &out) {
+          if (f.type != LengthDelimited)
+            return false;
+          if (f.number == kGraphInitializer) {
+            putBytes(out, f.number, tensor(f.begin, f.end));
+            return true;
+          }
+          if (f.number == kGraphNode) {
+            putBytes(out, f.number, node(f.begin, f.end));
+            return true;
+          }
+          return false;
+        });
+    --depth_;
+    return out;
   }
 
   std::string node(uint64_t begin, uint64_t end) {
@@ -177,9 +190,15 @@ private:
 
   std::string attribute(uint64_t begin, uint64_t end) {
     return rewrite(begin, end, [&](const Reader::Field &f, std::string &out) {
-      if ((f.number == kAttrTensor || f.number == kAttrTensors) &&
-          f.type == LengthDelimited) {
+      if (f.type != LengthDelimited)
+        return false;
+      if (f.number == kAttrTensor || f.number == kAttrTensors) {
         putBytes(out, f.number, tensor(f.begin, f.end));
+        return true;
+      }
+      // If/Loop/Scan bodies hold initializers and Constant nodes too.
+      if (f.number == kAttrGraph || f.number == kAttrGraphs) {
+        putBytes(out, f.number, graph(f.begin, f.end));
         return true;
       }
       return false;
@@ -189,19 +208,23 @@ private:
   std::string tensor(uint64_t begin, uint64_t end) {
     uint64_t payloadBegin = 0, payloadLen = 0;
     bool external = false;
-    std::string out = rewrite(begin, end, [&](const Reader::Field &f, std::string &) {
-      if (f.number == kTensorDataLocation && f.type == Varint)
-        external = true;
-      bool payload = f.type == LengthDelimited &&
-                     (f.number == kTensorRawData || f.number == kTensorFloatData ||
-                      f.number == kTensorDoubleData);
-      if (payload && f.end - f.begin >= kExternalizeThreshold && payloadLen == 0) {
-        payloadBegin = f.begin;
-        payloadLen = f.end - f.begin;
-        return true; // dropped: referenced below
-      }
-      return false;
-    });
+    std::string out =
+        rewrite(begin, end, [&](const Reader::Field &f, std::string &) {
+          if (f.number == kTensorDataLocation && f.type == Varint)
+            external =
+                Reader(base_, f.begin, f.end).varint() == kTensorExternal;
+          bool payload =
+              f.type == LengthDelimited &&
+              (f.number == kTensorRawData || f.number == kTensorFloatData ||
+               f.number == kTensorDoubleData);
+          if (payload && f.end - f.begin >= kExternalizeThreshold &&
+              payloadLen == 0) {
+            payloadBegin = f.begin;
+            payloadLen = f.end - f.begin;
+            return true; // dropped: referenced below
+          }
+          return false;
+        });
     if (payloadLen && !external) {
       auto entry = [&](const std::string &key, const std::string &value) {
         std::string e;
@@ -219,6 +242,7 @@ private:
   }
 
   const uint8_t *base_;
+  int depth_ = 0;
 };
 
 std::string absolutePath(const std::string &path) {
@@ -240,6 +264,17 @@ bool endsWith(const std::string &s, const std::string &suffix) {
 
 } // namespace
 
+std::shared_ptr<MappedFile> LoadedModel::map(const std::string &file,
+                                             std::string &error) const {
+  auto it = mapped_.find(file);
+  if (it != mapped_.end())
+    return it->second;
+  auto mapped = MappedFile::open(file, error);
+  if (mapped)
+    mapped_.emplace(file, mapped);
+  return mapped;
+}
+
 bool loadModel(const std::string &path, LoadedModel &out, std::string &error) {
   out.path = absolutePath(path);
   out.directory = parentDir(out.path);
@@ -253,14 +288,20 @@ bool loadModel(const std::string &path, LoadedModel &out, std::string &error) {
     ss << in.rdbuf();
     std::string text = ss.str();
     out.fileSize = text.size();
-    onnx::OnnxParser parser(text.c_str());
-    auto status = parser.Parse(out.proto);
-    if (!status.IsOK()) {
-      error = path + ": cannot parse ONNX text: " + status.ErrorMessage();
-      return false;
-    }
-    if (!parser.EndOfInput()) {
-      error = path + ": unexpected text after the model";
+    try {
+      onnx::OnnxParser parser(text.c_str());
+      auto status = parser.Parse(out.proto);
+      if (!status.IsOK()) {
+        error = path + ": cannot parse ONNX text: " + status.ErrorMessage();
+        return false;
+      }
+      if (!parser.EndOfInput()) {
+        error = path + ": unexpected text after the model";
+        return false;
+      }
+    } catch (const std::exception &e) {
+      // libonnx's parser throws on some malformed literals.
+      error = path + ": cannot parse ONNX text: " + e.what();
       return false;
     }
     return true;
@@ -285,8 +326,17 @@ bool loadModel(const std::string &path, LoadedModel &out, std::string &error) {
             e.message + ")";
     return false;
   }
+  if (stripped.size() > (size_t)INT_MAX) {
+    error = path + ": the model's protobuf is " +
+            std::to_string(stripped.size()) +
+            " bytes even without its tensor data, over protobuf's 2 GB "
+            "limit; save it with external data (onnx.save_model(..., "
+            "save_as_external_data=True))";
+    return false;
+  }
   if (!out.proto.ParseFromString(stripped)) {
-    error = path + ": not a valid ONNX model (protobuf could not parse a ModelProto)";
+    error = path +
+            ": not a valid ONNX model (protobuf could not parse a ModelProto)";
     return false;
   }
   if (!out.proto.has_graph() || out.proto.ir_version() <= 0) {

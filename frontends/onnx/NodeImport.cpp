@@ -176,17 +176,20 @@ NodeContext::createOperation(StringRef name, ValueRange operands,
     // Inference reports to a scoped handler so the message can be prefixed
     // with the node, like every other import error.
     std::string message;
+    LogicalResult inferred = success();
     {
       ScopedDiagnosticHandler capture(context(), [&](Diagnostic &diag) {
         if (message.empty())
           message = diag.str();
         return success();
       });
-      if (failed(infer(context(), loc_, state.operands,
+      inferred = infer(context(), loc_, state.operands,
                        state.attributes.getDictionary(context()),
-                       state.getRawProperties(), state.regions, types)))
-        return error() << (message.empty() ? "invalid operands" : message);
+                       state.getRawProperties(), state.regions, types);
     }
+    // Reported after the capture is gone, or the handler would swallow it.
+    if (failed(inferred))
+      return error() << (message.empty() ? "invalid operands" : message);
     state.addTypes(types);
   }
   Operation *op = b_.create(state);

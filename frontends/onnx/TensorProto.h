@@ -1,4 +1,4 @@
-//===- TensorProto.h - ONNX TensorProto decoding -----------------*- C++ -*-===//
+//===- TensorProto.h - ONNX TensorProto decoding ---------------*- C++ -*-===//
 #pragma once
 
 #include "frontends/onnx/ModelLoader.h"
@@ -26,5 +26,10 @@ bool decodeTensor(const onnx::TensorProto &t, const LoadedModel &model,
                   Tensor &out, std::string &error);
 
 Shape tensorShape(const onnx::TensorProto &t);
+
+/// The byte size `t`'s shape implies for `dtype`; false with a message for
+/// negative dimensions or shapes too large to exist.
+bool tensorByteSize(const onnx::TensorProto &t, DType dtype, uint64_t &bytes,
+                    std::string &error);
 
 } // namespace peft::onnx_import
