@@ -680,10 +680,18 @@ LogicalResult GraphImporter::foldConstants(NodeContext &nctx) {
     }
     if (!allConstant)
       continue;
+    // Only integer and bool results fold (shapes, indices, masks): folding
+    // float math here would round it to the declared type at import, while
+    // the evaluator's f64 mode and later backends must see the computation
+    // itself (e.g. rotary tables, attention scales).
     int64_t size = 0;
-    for (Value r : op->getResults())
-      size += cast<RankedTensorType>(r.getType()).getNumElements();
-    if (size > options_.foldElementLimit)
+    bool floatResult = false;
+    for (Value r : op->getResults()) {
+      auto type = cast<RankedTensorType>(r.getType());
+      size += type.getNumElements();
+      floatResult |= isa<FloatType>(type.getElementType());
+    }
+    if (size > options_.foldElementLimit || (floatResult && !options_.foldFloat))
       continue;
     auto results = ref::Evaluator::evaluateOp(op, operands);
     if (failed(results))

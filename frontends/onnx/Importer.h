@@ -25,6 +25,9 @@ struct ImportOptions {
   /// Ops whose operands are all constants are folded when the result has at
   /// most this many elements.
   int64_t foldElementLimit = 1 << 16;
+  /// Also fold ops with floating-point results (off by default: see
+  /// GraphImporter::foldConstants; lit tests use it to check kernel values).
+  bool foldFloat = false;
   /// Name of the imported function.
   std::string functionName = "forward";
 };
