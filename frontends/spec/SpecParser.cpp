@@ -795,10 +795,11 @@ bool SpecReader::readIa3Key(const YamlEntry &entry, IA3Config &config) {
 bool SpecReader::readBitFitKey(const YamlEntry &entry, BitFitConfig &config) {
   if (entry.key == "modules_to_save")
     return readModulesToSave(entry, config.modulesToSave);
-  // biases: all | [module names] | "regex"
+  // biases: all | [module names] | "regex". JSON quotes every string, and
+  // toJson writes "all": a quoted "all" is all biases too (as a regex it
+  // could only name a module called "all").
   const YamlNode &value = *entry.value;
-  if (value.isNull() ||
-      (value.isScalar() && !value.quoted && value.scalar == "all")) {
+  if (value.isNull() || (value.isScalar() && value.scalar == "all")) {
     config.allBiases = true;
     config.biases = ModuleSelector();
     return true;

@@ -9,6 +9,7 @@
 #include "passes/autodiff/GradientRules.h"
 
 #include "dialects/nn/NNOps.h"
+#include "dialects/peft/PeftOps.h"
 
 #include "mlir/IR/TypeUtilities.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
@@ -124,8 +125,21 @@ Value GradientBuilder::splat(Type type, double value) {
 }
 
 Value GradientBuilder::scalar(double value, Value like) {
-  return splat(RankedTensorType::get({}, getElementTypeOrSelf(like.getType())),
-               value);
+  Type et = getElementTypeOrSelf(like.getType());
+  // A rule's constants are real numbers (a LoRA scale, 1/n, gelu's
+  // coefficients). One the element type cannot hold exactly is made in f64
+  // and cast: a step evaluated in f64 (parity with PyTorch's f64 runs) then
+  // uses it exactly, and compiled code folds the cast to the same rounding a
+  // direct constant would have.
+  if (auto ft = dyn_cast<FloatType>(et); ft && ft.getWidth() < 64) {
+    bool lost = false;
+    APFloat v(value);
+    v.convert(ft.getFloatSemantics(), APFloat::rmNearestTiesToEven, &lost);
+    if (lost)
+      return castTo(splat(RankedTensorType::get({}, b_.getF64Type()), value),
+                    et);
+  }
+  return splat(RankedTensorType::get({}, et), value);
 }
 
 Value GradientBuilder::castTo(Value v, Type elementType) {
@@ -774,6 +788,209 @@ void einsumGrad(G &g) {
   }
 }
 
+// --- peft adapters ----------------------------------------------------------
+//
+// peft.lora / peft.dora multiply by the frozen weight as the graph does:
+// W' = W (`in_out`, W: [in, out]) or Wᵀ (`out_in`, W: [out, in]). The
+// low-rank path goes through its r-wide intermediates only: B·A is never
+// formed, in the forward or here.
+
+/// `v` as a matrix of rows: [..., k] -> [rows, k] (a vector is one row).
+Value asRows(G &g, Value v) {
+  ArrayRef<int64_t> shape = G::shapeOf(v);
+  int64_t cols = shape.empty() ? 1 : shape.back();
+  return g.reshape(v, {product(shape.drop_back()), cols});
+}
+
+/// x̃·W' : [..., in] -> [..., out].
+Value applyWeight(G &g, Value x, Value w, bool outIn) {
+  return g.matmul(x, w, false, outIn);
+}
+
+/// dy·W'ᵀ : [..., out] -> [..., in], the input cotangent through W.
+Value throughWeight(G &g, Value dy, Value w, bool outIn) {
+  return g.matmul(dy, w, false, !outIn);
+}
+
+/// The cotangent of W for y = x·W': one GEMM over all rows, in W's layout.
+Value weightGrad(G &g, Value x, Value dy, bool outIn) {
+  Value x2 = asRows(g, x), dy2 = asRows(g, dy);
+  return outIn ? g.matmul(dy2, x2, true, false)
+               : g.matmul(x2, dy2, true, false);
+}
+
+/// The low-rank path y += s·(x̃·Aᵀ)·Bᵀ (A = operand 2, B = operand 3) with
+/// cotangent `dy`: with u = s·(dy·B) and t = x̃·Aᵀ (both [..., r]),
+/// dA = uᵀ·x̃, dB = s·dyᵀ·t, and (returned when `wantInput`) dx̃ = u·A.
+Value lowRankGrad(G &g, Value dy, Value xt, double s, bool wantInput) {
+  Value a = g.in(2), b = g.in(3), dxt;
+  if (g.needs(2) || wantInput) {
+    Value u = g.scale(g.matmul(dy, b, false, false), s);
+    if (g.needs(2))
+      g.setGrad(2, g.matmul(asRows(g, u), asRows(g, xt), true, false));
+    if (wantInput)
+      dxt = g.matmul(u, a, false, false);
+  }
+  if (g.needs(3)) {
+    Value t = g.scale(g.matmul(xt, a, false, true), s);
+    g.setGrad(3, g.matmul(asRows(g, dy), asRows(g, t), true, false));
+  }
+  return dxt;
+}
+
+/// y = x·W' + s·(x̃·Aᵀ)·Bᵀ. The frozen weight is inactive, so it gets no
+/// weight-gradient GEMM; dx still flows through it.
+void loraGrad(G &g) {
+  auto lora = g.as<pir::LoraOp>();
+  bool outIn = lora.isWeightOutIn();
+  double s = lora.getScale().convertToDouble();
+  Value x = g.in(0), w = g.in(1), dy = g.dout();
+  Value adapterInput = lora.getAdapterInput();
+  unsigned xtIndex = adapterInput ? 4 : 0;
+  Value dxt =
+      lowRankGrad(g, dy, adapterInput ? adapterInput : x, s, g.needs(xtIndex));
+  if (g.needs(0))
+    g.setGrad(0, throughWeight(g, dy, w, outIn));
+  g.setGrad(xtIndex, dxt);
+  if (g.needs(1))
+    g.setGrad(1, weightGrad(g, x, dy, outIn));
+}
+
+/// DoRA's n = ‖W' + s·B·A‖ per output feature (over the input axis), from
+/// the expansion n² = ‖W'_o‖² + 2s·Σ_k B[o,k]·(A·W')[k,o]
+/// + s²·Σ_k (B·A·Aᵀ)[o,k]·B[o,k], so only [r, out] and [r, r] products are
+/// formed. n is detached: it is built from forward values and no cotangent
+/// flows into it.
+Value doraNorm(G &g, Value w, Value a, Value b, double s, bool outIn) {
+  Value w2 = g.reduceSum(g.mul(w, w), {outIn ? 1 : 0}, false);
+  Value aw = applyWeight(g, a, w, outIn);
+  Value cross = g.reduceSum(g.mul(g.transpose(b, {1, 0}), aw), {0}, false);
+  Value gram = g.matmul(a, a, false, true);
+  Value quad =
+      g.reduceSum(g.mul(g.matmul(b, gram, false, false), b), {1}, false);
+  Value sq = g.add(g.add(w2, g.scale(cross, 2 * s)), g.scale(quad, s * s));
+  return g.unary("nn.sqrt", sq);
+}
+
+/// y = x·W' + (c − 1)·(x̃·W') + c·s·(x̃·Aᵀ)·Bᵀ with c = m / n and n
+/// detached (PEFT, DoRA paper §4.3). Without adapter_input (x̃ = x) this is
+/// c·(x·W' + s·x·Aᵀ·Bᵀ). dm = Σ_rows dy·(x̃·W' + s·x̃·Aᵀ·Bᵀ) / n, which
+/// recomputes x̃·W' (the forward op does not expose it).
+void doraGrad(G &g) {
+  auto dora = g.as<pir::DoraOp>();
+  bool outIn = dora.isWeightOutIn();
+  double s = dora.getScale().convertToDouble();
+  Value x = g.in(0), w = g.in(1), a = g.in(2), b = g.in(3), m = g.in(4);
+  Value dy = g.dout();
+  Value adapterInput = dora.getAdapterInput();
+  Value xt = adapterInput ? adapterInput : x;
+  unsigned xtIndex = adapterInput ? 5 : 0;
+  Value n = doraNorm(g, w, a, b, s, outIn);
+  Value c = g.div(m, n);
+  Value cdy = g.mul(dy, c);
+  Value dxt = lowRankGrad(g, cdy, xt, s, g.needs(xtIndex));
+  if (adapterInput) {
+    // The base product sees x, the (c − 1) correction sees x̃.
+    Value correction = g.mul(dy, g.shift(c, -1.0));
+    if (g.needs(0))
+      g.setGrad(0, throughWeight(g, dy, w, outIn));
+    if (g.needs(5))
+      g.setGrad(5, g.add(dxt, throughWeight(g, correction, w, outIn)));
+    if (g.needs(1))
+      g.setGrad(1, g.add(weightGrad(g, x, dy, outIn),
+                         weightGrad(g, xt, correction, outIn)));
+  } else {
+    if (g.needs(0))
+      g.setGrad(0, g.add(throughWeight(g, cdy, w, outIn), dxt));
+    if (g.needs(1))
+      g.setGrad(1, weightGrad(g, x, cdy, outIn));
+  }
+  if (g.needs(4)) {
+    Value lowRank = g.matmul(g.matmul(xt, a, false, true), b, false, true);
+    Value inner = g.add(applyWeight(g, xt, w, outIn), g.scale(lowRank, s));
+    int64_t out = G::shapeOf(m)[0];
+    g.setGrad(4, g.div(g.sumTo(g.mul(dy, inner), {out}), n));
+  }
+}
+
+// --- losses -----------------------------------------------------------------
+
+/// A constant of `type` (integer elements) filled with `value`.
+Value intSplat(G &g, RankedTensorType type, int64_t value) {
+  auto attr = DenseElementsAttr::get(
+      type, IntegerAttr::get(type.getElementType(), value));
+  return g.create("nn.constant", {}, {g.attr("value", attr)}, type);
+}
+
+/// d logits = (softmax(logits) − onehot(label)) · dy / count at counted
+/// positions, 0 at ignored ones, where count is the number of positions
+/// whose (shifted, for causal) label is not ignore_index.
+void crossEntropyGrad(G &g) {
+  auto ce = g.as<pir::CrossEntropyOp>();
+  Value logits = g.in(0), labels = g.in(1), dy = g.dout();
+  auto labelType = cast<RankedTensorType>(labels.getType());
+  ArrayRef<int64_t> shape = labelType.getShape();
+  int64_t rank = shape.size(), vocab = G::shapeOf(logits).back();
+  int64_t ignoreIndex = ce.getIgnoredLabel();
+  Type floatType = getElementTypeOrSelf(logits.getType());
+
+  // The label each position is scored against: causal shifts the labels
+  // left by one along the last axis and ignores the last position.
+  Value target = labels;
+  if (ce.isCausal()) {
+    SmallVector<int64_t> last(shape);
+    if (rank > 0)
+      last.back() = 1;
+    Value fill =
+        intSplat(g, RankedTensorType::get(last, labelType.getElementType()),
+                 ignoreIndex);
+    target = fill;
+    if (rank > 0 && shape.back() > 1) {
+      SmallVector<int64_t> starts(rank, 0), sizes(shape), steps(rank, 1);
+      starts.back() = 1;
+      sizes.back() = shape.back() - 1;
+      target =
+          g.create("nn.concat", {g.slice(labels, starts, sizes, steps), fill},
+                   {g.i64("axis", rank - 1)});
+    }
+  }
+  RankedTensorType scalarLabel =
+      RankedTensorType::get({}, labelType.getElementType());
+  Value ignored =
+      g.create("nn.equal", {target, intSplat(g, scalarLabel, ignoreIndex)});
+  Value counted = g.castTo(g.unary("nn.not", ignored), floatType);
+  Value count = rank > 0 ? g.reduceSum(counted, iota(0, rank), false) : counted;
+  // Ignored labels may be anywhere (-100 would count from the end in
+  // one_hot): score them against class 0, then mask the row out.
+  Value safe = g.where(ignored, intSplat(g, scalarLabel, 0), target);
+  auto pairType = RankedTensorType::get({2}, floatType);
+  Value offOn = g.create(
+      "nn.constant", {},
+      {g.attr("value",
+              DenseElementsAttr::get(
+                  pairType, {Attribute(FloatAttr::get(floatType, 0.0)),
+                             Attribute(FloatAttr::get(floatType, 1.0))}))},
+      pairType);
+  Value hot = g.create("nn.one_hot", {safe, offOn},
+                       {g.i64("depth", vocab), g.i64("axis", rank)});
+  Value probs = g.create("nn.softmax", {logits}, {g.i64("axis", rank)});
+  SmallVector<int64_t> rowShape(shape);
+  rowShape.push_back(1);
+  Value rowScale = g.mul(g.reshape(counted, rowShape), g.div(dy, count));
+  g.setGrad(0, g.mul(g.sub(probs, hot), rowScale));
+}
+
+/// d prediction = 2·(prediction − target)·dy / N, d target its negation.
+void mseGrad(G &g) {
+  Value pred = g.in(0), target = g.in(1);
+  double n = product(G::shapeOf(pred));
+  Value dpred = g.mul(g.sub(pred, target), g.scale(g.dout(), 2.0 / n));
+  if (g.needs(0))
+    g.setGrad(0, dpred);
+  if (g.needs(1))
+    g.setGrad(1, g.neg(dpred));
+}
+
 //===----------------------------------------------------------------------===//
 // The table
 //===----------------------------------------------------------------------===//
@@ -1036,6 +1253,21 @@ const GradientEntry kTable[] = {
                              g.in(0).getType()));
      }},
     {"nn.einsum", Rule, einsumGrad},
+
+    // peft adapters and losses. The optimizer ops (adamw, sgd,
+    // clip_grad_norm, lr_schedule) run after the backward sweep and are not
+    // differentiated.
+    {"peft.lora", Rule, loraGrad},
+    {"peft.dora", Rule, doraGrad},
+    {"peft.ia3", Rule,
+     [](G &g) {
+       if (g.needs(0))
+         g.setGrad(0, g.mul(g.dout(), g.in(1)));
+       if (g.needs(1))
+         g.setGrad(1, g.mul(g.dout(), g.in(0)));
+     }},
+    {"peft.cross_entropy", Rule, crossEntropyGrad},
+    {"peft.mse", Rule, mseGrad},
 
     // Ops only gradient rules create.
     {"nn.conv_weight_grad", BackwardOnly, nullptr},
