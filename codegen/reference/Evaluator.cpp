@@ -21,7 +21,9 @@ DType EvalContext::storageType(Type t) const {
   return d;
 }
 
-DType EvalContext::storageType(Value v) const { return storageType(v.getType()); }
+DType EvalContext::storageType(Value v) const {
+  return storageType(v.getType());
+}
 
 KernelRegistry &KernelRegistry::instance() {
   static KernelRegistry registry;
@@ -51,13 +53,15 @@ Evaluator::Evaluator(ModuleOp module, EvalOptions options)
     : module_(module), options_(options) {}
 
 static std::string describe(const Tensor &t) {
-  return std::string(dtypeName(t.dtype())) + "[" + shapeToString(t.shape()) + "]";
+  return std::string(dtypeName(t.dtype())) + "[" + shapeToString(t.shape()) +
+         "]";
 }
 
 FailureOr<Tensor> Evaluator::paramValue(Operation *op) {
   auto param = dyn_cast<pir::ParamOp>(op);
   if (auto use = dyn_cast<pir::UseOp>(op))
-    param = SymbolTable::lookupNearestSymbolFrom<pir::ParamOp>(use, use.getParamAttr());
+    param = SymbolTable::lookupNearestSymbolFrom<pir::ParamOp>(
+        use, use.getParamAttr());
   if (!param)
     return op->emitError("reference evaluator: no peft.param for this use");
   if (const Tensor *assigned = paramOverride(param.getSymName()))
@@ -79,7 +83,8 @@ FailureOr<Tensor> Evaluator::paramValue(Operation *op) {
       it = mapped_.emplace(file, std::move(mapped)).first;
     }
     const MappedFile &f = *it->second;
-    uint64_t end = (uint64_t)storage.getOffset() + (uint64_t)storage.getLength();
+    uint64_t end =
+        (uint64_t)storage.getOffset() + (uint64_t)storage.getLength();
     if (end > f.size())
       return param.emitError("param @")
              << param.getSymName() << ": bytes [" << storage.getOffset() << ", "
@@ -130,9 +135,9 @@ LogicalResult Evaluator::setParam(StringRef name, const Tensor &value) {
   return success();
 }
 
-FailureOr<SmallVector<Tensor>> Evaluator::evaluateOp(Operation *op,
-                                                     ArrayRef<Tensor> operands,
-                                                     const EvalOptions &options) {
+FailureOr<SmallVector<Tensor>>
+Evaluator::evaluateOp(Operation *op, ArrayRef<Tensor> operands,
+                      const EvalOptions &options) {
   EvalContext ctx{options};
   SmallVector<Tensor> results;
   if (auto constant = dyn_cast<nn::ConstantOp>(op)) {
@@ -142,7 +147,8 @@ FailureOr<SmallVector<Tensor>> Evaluator::evaluateOp(Operation *op,
     results.push_back(t->castTo(ctx.storageType(constant.getType())));
     return results;
   }
-  const Kernel *kernel = KernelRegistry::instance().lookup(op->getName().getStringRef());
+  const Kernel *kernel =
+      KernelRegistry::instance().lookup(op->getName().getStringRef());
   if (!kernel)
     return op->emitError("reference evaluator has no kernel for '")
            << op->getName() << "'";
@@ -176,8 +182,8 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
            << (name.empty() ? StringRef("in the module") : name);
   Block &body = func.getBody().front();
   if (inputs.size() != body.getNumArguments())
-    return func.emitError("expects ") << body.getNumArguments()
-                                      << " inputs, got " << inputs.size();
+    return func.emitError("expects ")
+           << body.getNumArguments() << " inputs, got " << inputs.size();
   EvalContext ctx{options_};
   DenseMap<Value, Tensor> env;
   // peft.assign values, committed when the function returns.
@@ -190,9 +196,8 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
     auto want = toDType(type.getElementType());
     if (in.shape() != toShape(type) || !want ||
         (in.dtype() != *want && !(isFloat(in.dtype()) && isFloat(*want))))
-      return func.emitError("input '")
-             << label << "' is " << describe(in) << " but the function expects "
-             << type;
+      return func.emitError("input '") << label << "' is " << describe(in)
+                                       << " but the function expects " << type;
     env[arg] = in.castTo(ctx.storageType(type));
   }
   for (Operation &op : body) {
@@ -205,7 +210,8 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
       return outputs;
     }
     if (auto assign = dyn_cast<pir::AssignOp>(op)) {
-      if (!assigned.try_emplace(assign.getParam(), env.lookup(assign.getValue()))
+      if (!assigned
+               .try_emplace(assign.getParam(), env.lookup(assign.getValue()))
                .second)
         return assign.emitError("param @")
                << assign.getParam() << " is assigned twice in one call";
@@ -284,7 +290,8 @@ Tensor mapUnaryInt(const Tensor &x, DType out,
 }
 
 Tensor mapBinaryFloat(const Tensor &x, const Tensor &y, const Shape &shape,
-                      DType out, const std::function<double(double, double)> &f) {
+                      DType out,
+                      const std::function<double(double, double)> &f) {
   Tensor z(out, shape);
   BroadcastMap mx(x.shape(), shape), my(y.shape(), shape);
   for (int64_t i = 0, n = z.numel(); i < n; ++i)
@@ -293,7 +300,8 @@ Tensor mapBinaryFloat(const Tensor &x, const Tensor &y, const Shape &shape,
 }
 
 Tensor mapBinaryInt(const Tensor &x, const Tensor &y, const Shape &shape,
-                    DType out, const std::function<int64_t(int64_t, int64_t)> &f) {
+                    DType out,
+                    const std::function<int64_t(int64_t, int64_t)> &f) {
   Tensor z(out, shape);
   BroadcastMap mx(x.shape(), shape), my(y.shape(), shape);
   for (int64_t i = 0, n = z.numel(); i < n; ++i)

@@ -1,4 +1,4 @@
-//===- Evaluator.h - the reference evaluator ---------------------*- C++ -*-===//
+//===- Evaluator.h - the reference evaluator --------------------*- C++ -*-===//
 //
 // A plain interpreter of nn and peft ops over host tensors: the golden
 // semantics every pass and kernel is tested against. Clarity over speed:

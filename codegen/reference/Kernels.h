@@ -1,4 +1,4 @@
-//===- Kernels.h - helpers shared by the reference kernels -------*- C++ -*-===//
+//===- Kernels.h - helpers shared by the reference kernels ------*- C++ -*-===//
 #pragma once
 
 #include "codegen/reference/Evaluator.h"
@@ -18,7 +18,8 @@ void registerPeftKernels(KernelRegistry &r);
 void registerGradKernels(KernelRegistry &r);
 
 inline Shape resultShape(mlir::Operation *op, unsigned i = 0) {
-  return toShape(mlir::cast<mlir::RankedTensorType>(op->getResult(i).getType()));
+  return toShape(
+      mlir::cast<mlir::RankedTensorType>(op->getResult(i).getType()));
 }
 
 /// Row-major strides of `shape`.
@@ -44,9 +45,11 @@ Tensor mapUnaryInt(const Tensor &x, DType out,
                    const std::function<int64_t(int64_t)> &f);
 /// z = f(x, y) with broadcasting to `shape`.
 Tensor mapBinaryFloat(const Tensor &x, const Tensor &y, const Shape &shape,
-                      DType out, const std::function<double(double, double)> &f);
+                      DType out,
+                      const std::function<double(double, double)> &f);
 Tensor mapBinaryInt(const Tensor &x, const Tensor &y, const Shape &shape,
-                    DType out, const std::function<int64_t(int64_t, int64_t)> &f);
+                    DType out,
+                    const std::function<int64_t(int64_t, int64_t)> &f);
 
 /// Convenience for registering a kernel that has exactly one result.
 template <typename F> Kernel singleResult(F f) {

@@ -32,15 +32,24 @@ std::optional<DType> toDType(Type t) {
 Type toElementType(MLIRContext *ctx, DType d) {
   Builder b(ctx);
   switch (d) {
-  case DType::Bool: return b.getI1Type();
-  case DType::I8: return b.getIntegerType(8);
-  case DType::U8: return b.getIntegerType(8, /*isSigned=*/false);
-  case DType::I32: return b.getI32Type();
-  case DType::I64: return b.getI64Type();
-  case DType::F16: return b.getF16Type();
-  case DType::BF16: return b.getBF16Type();
-  case DType::F32: return b.getF32Type();
-  case DType::F64: return b.getF64Type();
+  case DType::Bool:
+    return b.getI1Type();
+  case DType::I8:
+    return b.getIntegerType(8);
+  case DType::U8:
+    return b.getIntegerType(8, /*isSigned=*/false);
+  case DType::I32:
+    return b.getI32Type();
+  case DType::I64:
+    return b.getI64Type();
+  case DType::F16:
+    return b.getF16Type();
+  case DType::BF16:
+    return b.getBF16Type();
+  case DType::F32:
+    return b.getF32Type();
+  case DType::F64:
+    return b.getF64Type();
   }
   return {};
 }
@@ -49,7 +58,8 @@ Shape toShape(RankedTensorType type) {
   return Shape(type.getShape().begin(), type.getShape().end());
 }
 
-RankedTensorType toTensorType(MLIRContext *ctx, DType dtype, const Shape &shape) {
+RankedTensorType toTensorType(MLIRContext *ctx, DType dtype,
+                              const Shape &shape) {
   return RankedTensorType::get(shape, toElementType(ctx, dtype));
 }
 

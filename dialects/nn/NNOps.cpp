@@ -37,10 +37,10 @@ LogicalResult broadcastShapes(std::optional<Location> loc, ArrayRef<int64_t> a,
     int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da != db && da != 1 && db != 1)
-      return inferenceError(loc, "shapes " + shapeStr(a) + " and " + shapeStr(b) +
-                                     " do not broadcast (dimension " +
-                                     Twine(i) + ": " + Twine(da) + " vs " +
-                                     Twine(db) + ")");
+      return inferenceError(loc,
+                            "shapes " + shapeStr(a) + " and " + shapeStr(b) +
+                                " do not broadcast (dimension " + Twine(i) +
+                                ": " + Twine(da) + " vs " + Twine(db) + ")");
     out[i] = da == 1 ? db : da;
   }
   return success();

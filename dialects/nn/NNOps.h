@@ -1,13 +1,13 @@
-//===- NNOps.h - nn ops ------------------------------------------*- C++ -*-===//
+//===- NNOps.h - nn ops -----------------------------------------*- C++ -*-===//
 #pragma once
 
 #include "dialects/nn/NNDialect.h"
 
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -22,10 +22,10 @@ mlir::LogicalResult broadcastShapes(std::optional<mlir::Location> loc,
 
 /// Result type of an elementwise binary op: broadcast shape, element type of
 /// the operands (which must agree) or `resultElementType` when given.
-mlir::LogicalResult inferBroadcastResult(std::optional<mlir::Location> loc,
-                                         mlir::Type lhs, mlir::Type rhs,
-                                         mlir::Type resultElementType,
-                                         llvm::SmallVectorImpl<mlir::Type> &out);
+mlir::LogicalResult
+inferBroadcastResult(std::optional<mlir::Location> loc, mlir::Type lhs,
+                     mlir::Type rhs, mlir::Type resultElementType,
+                     llvm::SmallVectorImpl<mlir::Type> &out);
 
 /// Emits `msg` at `loc` when a location is given; always returns failure.
 mlir::LogicalResult inferenceError(std::optional<mlir::Location> loc,

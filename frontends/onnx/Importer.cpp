@@ -691,7 +691,8 @@ LogicalResult GraphImporter::foldConstants(NodeContext &nctx) {
       size += type.getNumElements();
       floatResult |= isa<FloatType>(type.getElementType());
     }
-    if (size > options_.foldElementLimit || (floatResult && !options_.foldFloat))
+    if (size > options_.foldElementLimit ||
+        (floatResult && !options_.foldFloat))
       continue;
     auto results = ref::Evaluator::evaluateOp(op, operands);
     if (failed(results))

@@ -53,16 +53,26 @@ std::vector<HandlerRegistry::Entry> HandlerRegistry::entries() const {
 
 std::optional<DType> dtypeFromOnnx(int32_t t) {
   switch (t) {
-  case onnx::TensorProto::FLOAT: return DType::F32;
-  case onnx::TensorProto::DOUBLE: return DType::F64;
-  case onnx::TensorProto::FLOAT16: return DType::F16;
-  case onnx::TensorProto::BFLOAT16: return DType::BF16;
-  case onnx::TensorProto::INT64: return DType::I64;
-  case onnx::TensorProto::INT32: return DType::I32;
-  case onnx::TensorProto::INT8: return DType::I8;
-  case onnx::TensorProto::UINT8: return DType::U8;
-  case onnx::TensorProto::BOOL: return DType::Bool;
-  default: return std::nullopt;
+  case onnx::TensorProto::FLOAT:
+    return DType::F32;
+  case onnx::TensorProto::DOUBLE:
+    return DType::F64;
+  case onnx::TensorProto::FLOAT16:
+    return DType::F16;
+  case onnx::TensorProto::BFLOAT16:
+    return DType::BF16;
+  case onnx::TensorProto::INT64:
+    return DType::I64;
+  case onnx::TensorProto::INT32:
+    return DType::I32;
+  case onnx::TensorProto::INT8:
+    return DType::I8;
+  case onnx::TensorProto::UINT8:
+    return DType::U8;
+  case onnx::TensorProto::BOOL:
+    return DType::Bool;
+  default:
+    return std::nullopt;
   }
 }
 
@@ -161,11 +171,9 @@ InFlightDiagnostic NodeContext::error() {
   return d;
 }
 
-FailureOr<Operation *>
-NodeContext::createOperation(StringRef name, ValueRange operands,
-                             ArrayRef<NamedAttribute> attrs,
-                             std::optional<TypeRange> resultTypes,
-                             InferFn infer) {
+FailureOr<Operation *> NodeContext::createOperation(
+    StringRef name, ValueRange operands, ArrayRef<NamedAttribute> attrs,
+    std::optional<TypeRange> resultTypes, InferFn infer) {
   OperationState state(loc_, name);
   state.addOperands(operands);
   state.addAttributes(attrs);

@@ -1,4 +1,4 @@
-//===- NodeImport.h - what an op handler sees ---------------------*- C++ -*-===//
+//===- NodeImport.h - what an op handler sees -------------------*- C++ -*-===//
 //
 // One handler per (domain, op type, since-version); the importer picks the
 // handler with the greatest since-version not above the model's opset.
@@ -45,7 +45,8 @@ public:
 
 private:
   HandlerRegistry();
-  std::map<std::pair<std::string, std::string>, std::map<int, Handler>> handlers_;
+  std::map<std::pair<std::string, std::string>, std::map<int, Handler>>
+      handlers_;
 };
 
 // One registration function per op family.
@@ -73,7 +74,9 @@ public:
   unsigned numInputs() const { return inputs_.size(); }
   /// False for an omitted optional input (empty name) or past the end.
   bool hasInput(unsigned i) const { return i < inputs_.size() && inputs_[i]; }
-  mlir::Value input(unsigned i) const { return hasInput(i) ? inputs_[i] : nullptr; }
+  mlir::Value input(unsigned i) const {
+    return hasInput(i) ? inputs_[i] : nullptr;
+  }
   mlir::RankedTensorType inputType(unsigned i) const;
   /// The value of input `i` when it is a constant (nn.constant).
   std::optional<Tensor> constantInput(unsigned i) const;
@@ -120,7 +123,8 @@ public:
               llvm::ArrayRef<mlir::NamedAttribute> attrs = {},
               std::optional<mlir::TypeRange> resultTypes = std::nullopt) {
     return createOperation(OpTy::getOperationName(), operands, attrs,
-                           resultTypes, resultTypes ? nullptr : &inferTypesOf<OpTy>);
+                           resultTypes,
+                           resultTypes ? nullptr : &inferTypesOf<OpTy>);
   }
 
   /// An nn.constant holding `t`.
@@ -150,12 +154,10 @@ public:
   llvm::ArrayRef<mlir::Operation *> createdOps() const { return created_; }
 
 private:
-  using InferFn = mlir::LogicalResult (*)(mlir::MLIRContext *,
-                                          std::optional<mlir::Location>,
-                                          mlir::ValueRange, mlir::DictionaryAttr,
-                                          mlir::OpaqueProperties,
-                                          mlir::RegionRange,
-                                          llvm::SmallVectorImpl<mlir::Type> &);
+  using InferFn = mlir::LogicalResult (*)(
+      mlir::MLIRContext *, std::optional<mlir::Location>, mlir::ValueRange,
+      mlir::DictionaryAttr, mlir::OpaqueProperties, mlir::RegionRange,
+      llvm::SmallVectorImpl<mlir::Type> &);
   template <typename OpTy>
   static mlir::LogicalResult
   inferTypesOf(mlir::MLIRContext *ctx, std::optional<mlir::Location> loc,

@@ -37,14 +37,24 @@ UserDiagnosticHandler::UserDiagnosticHandler(MLIRContext *ctx, StringRef tool,
     describe(diag.getLocation(), file, line, col, name);
     const char *sev = "error";
     switch (diag.getSeverity()) {
-    case DiagnosticSeverity::Error: sev = "error"; hadError_ = true; break;
-    case DiagnosticSeverity::Warning: sev = "warning"; break;
-    case DiagnosticSeverity::Note: sev = "note"; break;
-    case DiagnosticSeverity::Remark: sev = "remark"; break;
+    case DiagnosticSeverity::Error:
+      sev = "error";
+      hadError_ = true;
+      break;
+    case DiagnosticSeverity::Warning:
+      sev = "warning";
+      break;
+    case DiagnosticSeverity::Note:
+      sev = "note";
+      break;
+    case DiagnosticSeverity::Remark:
+      sev = "remark";
+      break;
     }
     std::string msg = diag.str();
     if (!file.empty() && line > 0)
-      os_ << file << ":" << line << ":" << col << ": " << sev << ": " << msg << "\n";
+      os_ << file << ":" << line << ":" << col << ": " << sev << ": " << msg
+          << "\n";
     else if (!file.empty())
       os_ << tool_ << ": " << sev << ": " << file << ": " << msg << "\n";
     else

@@ -1,4 +1,4 @@
-//===- Diagnostics.h - user-facing error printing for the tools --*- C++ -*-===//
+//===- Diagnostics.h - user-facing error printing for the tools -*- C++ -*-===//
 #pragma once
 
 #include "mlir/IR/Diagnostics.h"

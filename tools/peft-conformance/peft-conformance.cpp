@@ -1,4 +1,5 @@
-//===- peft-conformance.cpp - ONNX backend node tests on the evaluator -----===//
+//===- peft-conformance.cpp - ONNX backend node tests on the evaluator
+//-----===//
 //
 // Imports every test_* folder of the ONNX backend node tests whose ops are all
 // supported, runs it on the reference evaluator and compares each output with
@@ -30,19 +31,24 @@ namespace cl = llvm::cl;
 using namespace peft;
 
 static cl::OptionCategory cat("peft-conformance options");
-static cl::opt<std::string> dataDir("data-dir", cl::desc("ONNX node test folder"),
-                                    cl::init("/usr/share/libonnx-testdata/data/node"),
-                                    cl::cat(cat));
-static cl::opt<std::string> filter("filter", cl::desc("Only tests whose name matches this regex"),
-                                   cl::init(""), cl::cat(cat));
-static cl::opt<bool> verbose("v", cl::desc("Print every test and failure details"), cl::cat(cat));
-static cl::opt<int> minPass("min-pass", cl::desc("Fail unless at least this many pass"),
+static cl::opt<std::string>
+    dataDir("data-dir", cl::desc("ONNX node test folder"),
+            cl::init("/usr/share/libonnx-testdata/data/node"), cl::cat(cat));
+static cl::opt<std::string>
+    filter("filter", cl::desc("Only tests whose name matches this regex"),
+           cl::init(""), cl::cat(cat));
+static cl::opt<bool> verbose("v",
+                             cl::desc("Print every test and failure details"),
+                             cl::cat(cat));
+static cl::opt<int> minPass("min-pass",
+                            cl::desc("Fail unless at least this many pass"),
                             cl::init(0), cl::cat(cat));
 static cl::opt<double> relTol("rtol", cl::init(1e-4), cl::cat(cat));
 static cl::opt<double> absTol("atol", cl::init(1e-5), cl::cat(cat));
-static cl::opt<std::string> passedOps(
-    "passed-ops-out", cl::desc("Write 'op passing-test-count' lines here"), cl::init(""),
-    cl::cat(cat));
+static cl::opt<std::string>
+    passedOps("passed-ops-out",
+              cl::desc("Write 'op passing-test-count' lines here"),
+              cl::init(""), cl::cat(cat));
 
 static cl::opt<std::string> opsDoc(
     "write-ops-doc",
@@ -62,9 +68,10 @@ static std::vector<std::string> listDir(const std::string &dir) {
   return out;
 }
 
-static bool readTensorPb(const std::string &path, const onnx_import::LoadedModel &m,
-                         int32_t declaredType, onnx::TensorProto &proto, Tensor &t,
-                         std::string &err) {
+static bool readTensorPb(const std::string &path,
+                         const onnx_import::LoadedModel &m,
+                         int32_t declaredType, onnx::TensorProto &proto,
+                         Tensor &t, std::string &err) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return err = "cannot open " + path, false;
@@ -80,7 +87,8 @@ static bool readTensorPb(const std::string &path, const onnx_import::LoadedModel
 
 static bool close(const Tensor &got, const Tensor &want, std::string &why) {
   if (got.shape() != want.shape()) {
-    why = "shape " + shapeToString(got.shape()) + " vs expected " + shapeToString(want.shape());
+    why = "shape " + shapeToString(got.shape()) + " vs expected " +
+          shapeToString(want.shape());
     return false;
   }
   bool fl = isFloat(want.dtype());
@@ -99,8 +107,9 @@ static bool close(const Tensor &got, const Tensor &want, std::string &why) {
         return false;
       }
     } else if (got.getInt(i) != want.getInt(i)) {
-      why = "element " + std::to_string(i) + ": " + std::to_string(got.getInt(i)) +
-            " vs expected " + std::to_string(want.getInt(i));
+      why = "element " + std::to_string(i) + ": " +
+            std::to_string(got.getInt(i)) + " vs expected " +
+            std::to_string(want.getInt(i));
       return false;
     }
   }
@@ -121,7 +130,8 @@ static const std::map<std::string, std::string> &knownDivergences() {
 }
 
 /// ONNX 1.12 computed the window-function goldens with an inexact pi; the
-/// expanded graphs evaluated exactly (0.5 - 0.5 cos(2 pi n / N)) differ by ~1e-4.
+/// expanded graphs evaluated exactly (0.5 - 0.5 cos(2 pi n / N)) differ by
+/// ~1e-4.
 static bool isWindowGolden(const std::string &name) {
   return name.find("window") != std::string::npos &&
          (name.find("hann") != std::string::npos ||
@@ -146,21 +156,27 @@ static Outcome runTest(const std::string &dir, const std::string &name,
     if (imp.domain().empty() || imp.domain() == "ai.onnx")
       opset = (int)imp.version();
   if (opset < 6)
-    return why = "opset " + std::to_string(opset) + " (peftc reads opsets 6 to 21)",
+    return why = "opset " + std::to_string(opset) +
+                 " (peftc reads opsets 6 to 21)",
            Outcome::Skip;
   for (auto &node : model.proto.graph().node()) {
-    std::string op = (node.domain().empty() ? "" : node.domain() + "::") + node.op_type();
+    std::string op =
+        (node.domain().empty() ? "" : node.domain() + "::") + node.op_type();
     ops.insert(op);
-    if (!onnx_import::HandlerRegistry::instance().lookup(node.domain(), node.op_type(),
-                                                         std::max(opset, 13)))
+    if (!onnx_import::HandlerRegistry::instance().lookup(
+            node.domain(), node.op_type(), std::max(opset, 13)))
       return why = op, Outcome::Skip;
   }
-  auto isTensor = [](const onnx::ValueInfoProto &v) { return v.type().has_tensor_type(); };
+  auto isTensor = [](const onnx::ValueInfoProto &v) {
+    return v.type().has_tensor_type();
+  };
   for (auto &v : model.proto.graph().input())
-    if (!isTensor(v) || !onnx_import::dtypeFromOnnx(v.type().tensor_type().elem_type()))
+    if (!isTensor(v) ||
+        !onnx_import::dtypeFromOnnx(v.type().tensor_type().elem_type()))
       return why = "<non-tensor or unsupported-type input>", Outcome::Skip;
   for (auto &v : model.proto.graph().output())
-    if (!isTensor(v) || !onnx_import::dtypeFromOnnx(v.type().tensor_type().elem_type()))
+    if (!isTensor(v) ||
+        !onnx_import::dtypeFromOnnx(v.type().tensor_type().elem_type()))
       return why = "<non-tensor or unsupported-type output>", Outcome::Skip;
 
   std::string dataSet = dir + "/test_data_set_0";
@@ -171,7 +187,8 @@ static Outcome runTest(const std::string &dir, const std::string &name,
     onnx::TensorProto p;
     Tensor t;
     if (!readTensorPb(dataSet + "/input_" + std::to_string(i) + ".pb", model,
-                      graph.input(i).type().tensor_type().elem_type(), p, t, err))
+                      graph.input(i).type().tensor_type().elem_type(), p, t,
+                      err))
       return why = err, Outcome::Fail;
     // Shapes are specialised statically: data that contradicts a static
     // declared shape cannot be fed (some ONNX 1.12 castlike data does this).
@@ -180,14 +197,16 @@ static Outcome runTest(const std::string &dir, const std::string &name,
     for (int d = 0; !conflict && d < dims.size(); ++d)
       conflict = dims[d].has_dim_value() && dims[d].dim_value() != t.shape()[d];
     if (conflict)
-      return why = "test data contradicts the declared input shape", Outcome::Skip;
+      return why = "test data contradicts the declared input shape",
+             Outcome::Skip;
     inputs.push_back({graph.input(i).name(), t});
   }
   for (int i = 0; i < graph.output_size(); ++i) {
     onnx::TensorProto p;
     Tensor t;
     if (!readTensorPb(dataSet + "/output_" + std::to_string(i) + ".pb", model,
-                      graph.output(i).type().tensor_type().elem_type(), p, t, err))
+                      graph.output(i).type().tensor_type().elem_type(), p, t,
+                      err))
       return why = err, Outcome::Fail;
     expected.push_back(t);
   }
@@ -211,15 +230,18 @@ static Outcome runTest(const std::string &dir, const std::string &name,
       else
         options.inputShapes[n] = t.shape();
     }
-    auto module = onnx_import::importOnnxModel(context, dir + "/model.onnx", options);
+    auto module =
+        onnx_import::importOnnxModel(context, dir + "/model.onnx", options);
     if (!module) {
-      if (attempt == 0 && diag.find("known at compile time") != std::string::npos)
+      if (attempt == 0 &&
+          diag.find("known at compile time") != std::string::npos)
         continue;
       // A handler that rejects a variant it does not implement (e.g. a
       // training-mode Dropout) says "is not supported": that is a skip.
       if (diag.find("is not supported") != std::string::npos) {
         size_t at = diag.find("): ");
-        why = "unsupported variant: " + diag.substr(at == std::string::npos ? 0 : at + 3, 60);
+        why = "unsupported variant: " +
+              diag.substr(at == std::string::npos ? 0 : at + 3, 60);
         return Outcome::Skip;
       }
       return why = "import: " + diag, Outcome::Fail;
@@ -246,7 +268,8 @@ static Outcome runTest(const std::string &dir, const std::string &name,
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions({&cat});
-  cl::ParseCommandLineOptions(argc, argv, "ONNX backend node tests on the reference evaluator\n");
+  cl::ParseCommandLineOptions(
+      argc, argv, "ONNX backend node tests on the reference evaluator\n");
   llvm::Regex re(filter.empty() ? ".*" : filter.getValue());
   int passed = 0, failed = 0, skipped = 0;
   std::map<std::string, int> skippedByOp;
@@ -296,26 +319,37 @@ int main(int argc, char **argv) {
     // Group the registry's (op, since-version) entries into opset ranges.
     std::map<std::string, std::vector<int>> versions;
     for (auto &e : onnx_import::HandlerRegistry::instance().entries())
-      versions[(e.domain.empty() ? "" : e.domain + "::") + e.opType].push_back(e.sinceVersion);
+      versions[(e.domain.empty() ? "" : e.domain + "::") + e.opType].push_back(
+          e.sinceVersion);
     std::ofstream out(opsDoc);
     out << "# Supported ONNX ops\n\n"
-        << "Generated by `build/bin/peft-conformance --write-ops-doc docs/ops.md`; "
+        << "Generated by `build/bin/peft-conformance --write-ops-doc "
+           "docs/ops.md`; "
            "do not edit by hand.\n\n"
-        << "peftc reads models of IR versions 3 to 10 and default-domain opsets 6 to 21. "
-           "Models below opset 13 are upgraded to 13 with ONNX's version converter, so a "
-           "handler written for version V serves every opset from max(V, 13) (or V when "
-           "V > 13) until the next handler of that op. Unsupported ops are reported with "
+        << "peftc reads models of IR versions 3 to 10 and default-domain "
+           "opsets 6 to 21. "
+           "Models below opset 13 are upgraded to 13 with ONNX's version "
+           "converter, so a "
+           "handler written for version V serves every opset from max(V, 13) "
+           "(or V when "
+           "V > 13) until the next handler of that op. Unsupported ops are "
+           "reported with "
            "their domain, op type, opset and node name.\n\n"
-        << "ONNX backend node tests (libonnx-testdata 1.12, reference evaluator, f32 "
-           "rtol 1e-4 / atol 1e-5, integers and bool exact): **" << passed
-        << " passed, " << failed << " failed**, " << skipped
-        << " skipped (ops or variants peftc does not implement, opset < 6, and the "
-           "documented ONNX 1.12 golden divergences in tools/peft-conformance).\n\n"
-        << "| op | opsets | handler versions | passing node tests |\n|---|---|---|---|\n";
+        << "ONNX backend node tests (libonnx-testdata 1.12, reference "
+           "evaluator, f32 "
+           "rtol 1e-4 / atol 1e-5, integers and bool exact): **"
+        << passed << " passed, " << failed << " failed**, " << skipped
+        << " skipped (ops or variants peftc does not implement, opset < 6, and "
+           "the "
+           "documented ONNX 1.12 golden divergences in "
+           "tools/peft-conformance).\n\n"
+        << "| op | opsets | handler versions | passing node tests "
+           "|\n|---|---|---|---|\n";
     for (auto &[op, vs] : versions) {
       std::sort(vs.begin(), vs.end());
       // Below 13 the version converter upgrades the model, so an op handled
-      // at 13 or earlier reads from opset 6; newer ops start where ONNX added them.
+      // at 13 or earlier reads from opset 6; newer ops start where ONNX added
+      // them.
       int first = vs.front() <= 13 ? 6 : vs.front();
       out << "| " << op << " | " << first << "-21 | ";
       for (size_t i = 0; i < vs.size(); ++i)
@@ -324,9 +358,11 @@ int main(int argc, char **argv) {
       out << " | " << (it == passCountByOp.end() ? 0 : it->second) << " |\n";
     }
   }
-  llvm::outs() << "conformance: " << passed << " passed, " << failed << " failed\n";
+  llvm::outs() << "conformance: " << passed << " passed, " << failed
+               << " failed\n";
   if (passed < minPass) {
-    llvm::outs() << "conformance: fewer than the required " << minPass << " tests pass\n";
+    llvm::outs() << "conformance: fewer than the required " << minPass
+                 << " tests pass\n";
     return 1;
   }
   return failed ? 1 : 0;

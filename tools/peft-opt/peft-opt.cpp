@@ -1,4 +1,5 @@
-//===- peft-opt.cpp - run any peftc pass alone ------------------------------===//
+//===- peft-opt.cpp - run any peftc pass alone
+//------------------------------===//
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
 #include "passes/Passes.h"

@@ -10,8 +10,8 @@ namespace peft::onnx_import {
 namespace {
 
 LogicalResult importConstant(NodeContext &n) {
-  for (const char *name : {"value", "value_float", "value_floats", "value_int",
-                           "value_ints"}) {
+  for (const char *name :
+       {"value", "value_float", "value_floats", "value_int", "value_ints"}) {
     const onnx::AttributeProto *a = n.attr(name);
     if (!a)
       continue;
@@ -125,9 +125,11 @@ LogicalResult importDropout(NodeContext &n) {
     auto type = n.inputType(0);
     Tensor one(DType::Bool, {});
     one.setInt(0, 1);
-    auto boolType = RankedTensorType::get(type.getShape(), n.builder().getI1Type());
+    auto boolType =
+        RankedTensorType::get(type.getShape(), n.builder().getI1Type());
     auto splat = DenseElementsAttr::get(boolType, true);
-    n.setResult(1, n.builder().create<nn::ConstantOp>(n.loc(), boolType, splat));
+    n.setResult(1,
+                n.builder().create<nn::ConstantOp>(n.loc(), boolType, splat));
   }
   return success();
 }
