@@ -64,4 +64,36 @@ template <typename F> Kernel singleResult(F f) {
   };
 }
 
+/// The sliding window of a convolution or pool: per spatial dim its
+/// stride, dilation, and begin pads followed by end pads (ONNX layout).
+struct Window {
+  llvm::ArrayRef<int64_t> strides, pads, dilations;
+  size_t rank() const { return strides.size(); }
+};
+
+/// Visits each tap of the window of output position `o` ([n, c, o1..ok]):
+/// whether it lies in the input, whether it lies in the padded extent, and
+/// its input offset (meaningful when in the input).
+template <typename F>
+void forEachTap(const std::vector<int64_t> &o, const Shape &inShape,
+                const Shape &kernel, const Window &win, F visit) {
+  size_t k = win.rank();
+  std::vector<int64_t> xs = stridesOf(inShape), t;
+  int64_t base = o[0] * xs[0] + o[1] * xs[1];
+  for (int64_t tap = 0, taps = numElements(kernel); tap < taps; ++tap) {
+    unravel(tap, kernel, t);
+    int64_t off = base;
+    bool inInput = true, inPadded = true;
+    for (size_t d = 0; d < k; ++d) {
+      int64_t pos =
+          o[d + 2] * win.strides[d] - win.pads[d] + t[d] * win.dilations[d];
+      int64_t extent = inShape[d + 2];
+      inInput &= pos >= 0 && pos < extent;
+      inPadded &= pos >= -win.pads[d] && pos < extent + win.pads[d + k];
+      off += pos * xs[d + 2];
+    }
+    visit(inInput, inPadded, off);
+  }
+}
+
 } // namespace peft::ref

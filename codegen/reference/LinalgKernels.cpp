@@ -73,12 +73,6 @@ FailureOr<Tensor> matmul(Operation *op, ArrayRef<Tensor> in,
 }
 
 /// Attributes of a sliding window over the spatial dims of [N, C, D...].
-struct Window {
-  ArrayRef<int64_t> strides, pads, dilations;
-  size_t rank() const { return strides.size(); }
-  int64_t padBegin(size_t d) const { return pads[d]; }
-};
-
 /// out[n, m, o...] = bias[m] + sum over the group's input channels c and
 /// taps t of x[n, c, o*stride - pad + t*dilation] * w[m, c, t].
 FailureOr<Tensor> conv(Operation *op, ArrayRef<Tensor> in,
@@ -111,8 +105,8 @@ FailureOr<Tensor> conv(Operation *op, ArrayRef<Tensor> in,
         int64_t xOff = xBase, wOff = wBase;
         bool inside = true;
         for (size_t d = 0; d < k && inside; ++d) {
-          int64_t pos = o[d + 2] * win.strides[d] - win.padBegin(d) +
-                        t[d] * win.dilations[d];
+          int64_t pos =
+              o[d + 2] * win.strides[d] - win.pads[d] + t[d] * win.dilations[d];
           inside = pos >= 0 && pos < inSpatial[d];
           xOff += pos * xs[d + 2];
           wOff += t[d] * ws[d + 2];
@@ -156,8 +150,8 @@ FailureOr<Tensor> convTranspose(Operation *op, ArrayRef<Tensor> in,
         int64_t oOff = n * os[0] + m * os[1], wOff = ch * ws[0] + mi * ws[1];
         bool inside = true;
         for (size_t d = 0; d < k && inside; ++d) {
-          int64_t pos = i[d + 2] * win.strides[d] - win.padBegin(d) +
-                        t[d] * win.dilations[d];
+          int64_t pos =
+              i[d + 2] * win.strides[d] - win.pads[d] + t[d] * win.dilations[d];
           inside = pos >= 0 && pos < outShape[d + 2];
           oOff += pos * os[d + 2];
           wOff += t[d] * ws[d + 2];
@@ -173,31 +167,6 @@ FailureOr<Tensor> convTranspose(Operation *op, ArrayRef<Tensor> in,
                                                                 outShape[1])
                                               : 0.0));
   return out;
-}
-
-/// Visits, for output element `o` of a pool, each window tap: whether it
-/// lies in the input, whether it lies in the padded extent, and the input
-/// offset (meaningful when in the input).
-template <typename F>
-void forEachTap(const std::vector<int64_t> &o, const Shape &inShape,
-                const Shape &kernel, const Window &win, F visit) {
-  size_t k = win.rank();
-  std::vector<int64_t> xs = stridesOf(inShape), t;
-  int64_t base = o[0] * xs[0] + o[1] * xs[1];
-  for (int64_t tap = 0, taps = numElements(kernel); tap < taps; ++tap) {
-    unravel(tap, kernel, t);
-    int64_t off = base;
-    bool inInput = true, inPadded = true;
-    for (size_t d = 0; d < k; ++d) {
-      int64_t pos =
-          o[d + 2] * win.strides[d] - win.padBegin(d) + t[d] * win.dilations[d];
-      int64_t extent = inShape[d + 2];
-      inInput &= pos >= 0 && pos < extent;
-      inPadded &= pos >= -win.pads[d] && pos < extent + win.pads[d + k];
-      off += pos * xs[d + 2];
-    }
-    visit(inInput, inPadded, off);
-  }
 }
 
 FailureOr<Tensor> maxPool(Operation *op, ArrayRef<Tensor> in,
