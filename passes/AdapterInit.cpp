@@ -113,6 +113,40 @@ FailureOr<Tensor> initialValue(pir::ParamOp param, uint64_t seed,
       value.setDouble(i, std * random.normal());
     return value;
   }
+  // The adapters library's "bert" init: weights normal(0, 0.02).
+  if (*rule == "bert_normal") {
+    for (int64_t i = 0; i < numel; ++i)
+      value.setDouble(i, 0.02 * random.normal());
+    return value;
+  }
+  // Prompt tuning's TEXT init: rows of the word embedding table, by the
+  // token ids in peft.init_args {table, rows}.
+  if (*rule == "embedding_rows") {
+    auto args = param->getAttrOfType<DictionaryAttr>(analysis::attr::kInitArgs);
+    auto tableName = args ? args.getAs<FlatSymbolRefAttr>("table") : nullptr;
+    auto ids = args ? args.getAs<DenseI64ArrayAttr>("rows") : nullptr;
+    if (!tableName || !ids || shape.size() != 2 ||
+        (int64_t)ids.size() != shape[0])
+      return param.emitError("param @")
+             << param.getSymName()
+             << ": init \"embedding_rows\" needs peft.init_args {table, "
+                "rows} with one row id per param row";
+    FailureOr<Tensor> table = read(tableName.getValue());
+    if (failed(table))
+      return failure();
+    if (table->rank() != 2 || table->shape()[1] != shape[1])
+      return param.emitError("embedding_rows: the table's rows are not ")
+             << shape[1] << " wide";
+    for (int64_t r = 0; r < shape[0]; ++r) {
+      int64_t id = ids[r];
+      if (id < 0 || id >= table->shape()[0])
+        return param.emitError("embedding_rows: row id ")
+               << id << " is outside the table";
+      for (int64_t c = 0; c < shape[1]; ++c)
+        value.setDouble(r * shape[1] + c, table->getDouble(id * shape[1] + c));
+    }
+    return value;
+  }
   if (*rule == "dora_norm") {
     auto args = param->getAttrOfType<DictionaryAttr>(analysis::attr::kInitArgs);
     auto weightName = args ? args.getAs<FlatSymbolRefAttr>("weight") : nullptr;
@@ -161,9 +195,62 @@ FailureOr<Tensor> initialValue(pir::ParamOp param, uint64_t seed,
     }
     return value;
   }
+  // ReFT (peft-insert-interventions). nn.Linear's bias: U(-b, b) with
+  // b = 1/sqrt(fan_in) of its weight, named in peft.init_args.
+  if (*rule == "uniform_fan_in") {
+    auto args = param->getAttrOfType<DictionaryAttr>(analysis::attr::kInitArgs);
+    auto fanIn = args ? args.getAs<IntegerAttr>("fan_in") : nullptr;
+    if (!fanIn || fanIn.getInt() < 1)
+      return param.emitError("param @")
+             << param.getSymName()
+             << ": init \"uniform_fan_in\" needs peft.init_args {fan_in}";
+    double bound = 1.0 / std::sqrt(double(fanIn.getInt()));
+    for (int64_t i = 0; i < numel; ++i)
+      value.setDouble(i, bound * (2.0 * random.uniform() - 1.0));
+    return value;
+  }
+  // torch's orthogonal parametrization starts its `original` at −I [n, k].
+  if (*rule == "neg_identity") {
+    if (shape.size() != 2)
+      return param.emitError("neg_identity: the param must be 2-D");
+    for (int64_t i = 0; i < std::min(shape[0], shape[1]); ++i)
+      value.setDouble(i * shape[1] + i, -1.0);
+    return value;
+  }
+  // A random orthogonal [n, n] matrix (its `base`): Gram-Schmidt, twice, of
+  // a Gaussian matrix's columns, as torch's QR with a positive diagonal.
+  if (*rule == "orthogonal") {
+    if (shape.size() != 2 || shape[0] != shape[1])
+      return param.emitError("orthogonal: the param must be square");
+    int64_t n = shape[0];
+    std::vector<double> q(n * n);
+    for (double &v : q)
+      v = random.normal();
+    for (int64_t c = 0; c < n; ++c) {
+      for (int pass = 0; pass < 2; ++pass)
+        for (int64_t p = 0; p < c; ++p) {
+          double dot = 0;
+          for (int64_t i = 0; i < n; ++i)
+            dot += q[i * n + p] * q[i * n + c];
+          for (int64_t i = 0; i < n; ++i)
+            q[i * n + c] -= dot * q[i * n + p];
+        }
+      double norm = 0;
+      for (int64_t i = 0; i < n; ++i)
+        norm += q[i * n + c] * q[i * n + c];
+      norm = std::sqrt(norm);
+      for (int64_t i = 0; i < n; ++i)
+        q[i * n + c] /= norm;
+    }
+    for (int64_t i = 0; i < numel; ++i)
+      value.setDouble(i, q[i]);
+    return value;
+  }
   return param.emitError("param @")
          << param.getSymName() << ": unknown init rule \"" << *rule
-         << "\" (zeros, ones, kaiming_uniform, gaussian, normal, dora_norm)";
+         << "\" (zeros, ones, kaiming_uniform, gaussian, normal, dora_norm, "
+            "uniform_fan_in, neg_identity, orthogonal, bert_normal, "
+            "embedding_rows)";
 }
 
 LogicalResult initializeParams(ModuleOp module, uint64_t seed, ParamReader read,
@@ -271,8 +358,14 @@ LogicalResult loadInitialAdapter(ModuleOp module, StringRef path) {
   Location loc = module.getLoc();
   MLIRContext *context = module.getContext();
   SmallString<256> file(path);
-  if (llvm::sys::fs::is_directory(file))
+  if (llvm::sys::fs::is_directory(file)) {
     llvm::sys::path::append(file, "adapter_model.safetensors");
+    // The adapters library (bottleneck adapters) saves adapter.safetensors.
+    SmallString<256> library(path);
+    llvm::sys::path::append(library, "adapter.safetensors");
+    if (!llvm::sys::fs::exists(file) && llvm::sys::fs::exists(library))
+      file = library;
+  }
   if (!llvm::sys::fs::exists(file))
     return emitError(loc) << "--init-adapter: '" << file
                           << "' does not exist (expected a directory in PEFT's "

@@ -142,12 +142,45 @@ struct BuildLossPass : public peft::impl::BuildLossBase<BuildLossPass> {
         return forward.emitError("peft-build-loss: logits '")
                << outputName << "' are " << outputType
                << "; cross-entropy needs [..., sequence, classes]";
-      auto labelsType = RankedTensorType::get(outputType.getShape().drop_back(),
-                                              builder.getI64Type());
+      // Prompt tuning's P virtual tokens lead every row of the logits; the
+      // data's labels get P ignore_index entries in front (as PEFT does).
+      int64_t virtualTokens = 0;
+      if (auto attr =
+              forward->getAttrOfType<IntegerAttr>("peft.virtual_tokens"))
+        virtualTokens = attr.getInt();
+      SmallVector<int64_t> labelsShape(outputType.getShape().drop_back());
+      if (virtualTokens &&
+          (labelsShape.size() != 2 || labelsShape[1] <= virtualTokens))
+        return forward.emitError("peft-build-loss: logits '")
+               << outputName << "' are " << outputType << "; with "
+               << virtualTokens
+               << " virtual tokens they must be [batch, P + T, classes]";
+      if (virtualTokens)
+        labelsShape[1] -= virtualTokens;
+      auto labelsType =
+          RankedTensorType::get(labelsShape, builder.getI64Type());
       FailureOr<Value> labels =
           dataArgument(loss, *spec, lossSpec.labels, labelsType, "labels");
       if (failed(labels))
         return failure();
+      if (virtualTokens) {
+        Type labelType =
+            cast<RankedTensorType>(labels->getType()).getElementType();
+        auto prefixType =
+            RankedTensorType::get({labelsShape[0], virtualTokens}, labelType);
+        if (!isa<IntegerType>(labelType))
+          return forward.emitError("peft-build-loss: labels '")
+                 << lossSpec.labels << "' must be integer class ids";
+        Value prefix = builder.create<nn::ConstantOp>(
+            loc, prefixType,
+            DenseElementsAttr::get(
+                prefixType,
+                builder.getIntegerAttr(labelType, lossSpec.ignoreIndex)));
+        labels = builder
+                     .create<nn::ConcatOp>(loc, ValueRange{prefix, *labels},
+                                           builder.getI64IntegerAttr(1))
+                     .getResult();
+      }
       if (!isa<IntegerType>(
               cast<RankedTensorType>(labels->getType()).getElementType()))
         return forward.emitError("peft-build-loss: labels '")

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/AdapterInit.h"
+#include "passes/MethodInserters.h"
 #include "passes/Passes.h"
 #include "passes/analysis/ModuleNames.h"
 
@@ -58,6 +59,7 @@ private:
                            ArrayRef<int64_t> shape, Type elementType,
                            StringRef init, StringRef method);
   Value use(OpBuilder &b, Location loc, pir::ParamOp param);
+  Value stepArgument(Operation *inFunction);
   LogicalResult insertLowRank(const Module &module,
                               const spec::AdapterTarget &target,
                               const spec::LoraConfig &config);
@@ -78,6 +80,8 @@ private:
   std::string keyPrefix_;
   std::set<std::string> adapted_;
   Operation *lastParam_ = nullptr;
+  /// Tells the dropout ops apart in their masks (peft.dropout's `stream`).
+  int64_t nextStream_ = 0;
 };
 
 pir::ParamOp Inserter::createParam(Location loc, StringRef name,
@@ -113,6 +117,23 @@ Value Inserter::use(OpBuilder &b, Location loc, pir::ParamOp param) {
   return b.create<pir::UseOp>(loc, param.getTensorType(), param.getSymName());
 }
 
+/// The training step counter of the function holding `inFunction`: its
+/// argument marked `peft.step`, added as the first argument when it has
+/// none (where peft-optimizer puts the optimizer step, which it then is).
+Value Inserter::stepArgument(Operation *inFunction) {
+  auto func = inFunction->getParentOfType<func::FuncOp>();
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (func.getArgAttr(i, attr::kStep))
+      return func.getArgument(i);
+  MLIRContext *ctx = func.getContext();
+  func.insertArgument(
+      0, RankedTensorType::get({}, IntegerType::get(ctx, 64)),
+      DictionaryAttr::get(ctx, {NamedAttribute(StringAttr::get(ctx, attr::kStep),
+                                               UnitAttr::get(ctx))}),
+      func.getLoc());
+  return func.getArgument(0);
+}
+
 LogicalResult Inserter::insertLowRank(const Module &module,
                                       const spec::AdapterTarget &target,
                                       const spec::LoraConfig &config) {
@@ -123,12 +144,6 @@ LogicalResult Inserter::insertLowRank(const Module &module,
     return emitError(loc) << "peft-insert-adapters: " << module.info.path
                           << " is a " << module.opName
                           << " already; a module takes one adapter";
-  if (config.loraDropout > 0)
-    return emitError(loc)
-           << "peft-insert-adapters: lora_dropout = " << config.loraDropout
-           << " is not supported yet: the peft dialect has no dropout op to "
-              "feed peft."
-           << method << "'s adapter_input; use lora_dropout: 0";
 
   // The stored weight and how the product reads it; a transpose between the
   // two folds into the layout, so it is never materialised.
@@ -160,6 +175,18 @@ LogicalResult Inserter::insertLowRank(const Module &module,
 
   builder_.setInsertionPoint(matmul);
   Value useA = use(builder_, loc, a), useB = use(builder_, loc, b);
+  // PEFT's lora_dropout(x) feeds lora_A (and DoRA's x̃·W term); the base
+  // product reads x itself.
+  Value adapterInput;
+  if (config.loraDropout > 0) {
+    auto dropout = builder_.create<pir::DropoutOp>(
+        loc, matmul.getLhs(), stepArgument(matmul),
+        builder_.getF64FloatAttr(config.loraDropout),
+        builder_.getI64IntegerAttr(spec_.training.seed),
+        builder_.getI64IntegerAttr(nextStream_++));
+    dropout->setAttr(attr::kModule, builder_.getStringAttr(module.info.path));
+    adapterInput = dropout.getResult();
+  }
   FloatAttr scale = builder_.getF64FloatAttr(target.scale);
   StringAttr layout = builder_.getStringAttr(outIn ? "out_in" : "in_out");
   Operation *adapter;
@@ -188,10 +215,11 @@ LogicalResult Inserter::insertLowRank(const Module &module,
                                                               : "in_out"))}));
     Value useM = use(builder_, loc, m);
     adapter = builder_.create<pir::DoraOp>(loc, matmul.getLhs(), weight, useA,
-                                           useB, useM, Value(), scale, layout);
+                                           useB, useM, adapterInput, scale,
+                                           layout);
   } else {
     adapter = builder_.create<pir::LoraOp>(loc, matmul.getLhs(), weight, useA,
-                                           useB, Value(), scale, layout);
+                                           useB, adapterInput, scale, layout);
   }
   adapter->setAttr(attr::kModule, builder_.getStringAttr(module.info.path));
   matmul.getResult().replaceAllUsesWith(adapter->getResult(0));
@@ -364,6 +392,20 @@ LogicalResult Inserter::trainInFull(const Module &module) {
 }
 
 LogicalResult Inserter::run(const spec::ResolvedTargets &resolved) {
+  // Placed by structure, before LoRA replaces the products they find.
+  auto create = [&](Location loc, StringRef name, ArrayRef<int64_t> shape,
+                    Type elementType, StringRef init, StringRef method) {
+    return createParam(loc, name, shape, elementType, init, method);
+  };
+  for (const spec::MethodSpec &methodSpec : spec_.methods) {
+    if (const spec::BottleneckConfig *bottleneck = methodSpec.bottleneck())
+      if (failed(
+              insertBottleneckAdapters(module_, table_, *bottleneck, create)))
+        return failure();
+    if (const spec::PromptTuningConfig *prompt = methodSpec.promptTuning())
+      if (failed(insertPromptTuning(module_, table_, *prompt, create)))
+        return failure();
+  }
   // Adapters first, so biases know which modules PEFT wraps.
   for (const spec::ResolvedMethod &method : resolved.methods) {
     const spec::MethodSpec &methodSpec = spec_.methods[method.methodIndex];

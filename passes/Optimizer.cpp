@@ -397,12 +397,15 @@ void OptimizerPass::runOnOperation() {
          cast<func::FuncOp>(op).getSymName() == kApplyUpdate))
       return fail(op.emitError(kPass)
                   << ": the module already has an optimizer update");
-  if (module->hasAttr(kAccumulation) ||
-      llvm::any_of(step.getArguments(), [&](BlockArgument a) {
-        return bool(step.getArgAttr(a.getArgNumber(), kStepArg));
-      }))
+  if (module->hasAttr(kAccumulation))
     return fail(module.emitError(kPass)
                 << ": the module already has an optimizer update");
+  // A step counter the forward already reads (peft.dropout's masks): the
+  // optimizer step when each call is one optimizer step.
+  std::optional<unsigned> counterArg;
+  for (BlockArgument a : step.getArguments())
+    if (step.getArgAttr(a.getArgNumber(), kStepArg))
+      counterArg = a.getArgNumber();
 
   // The gradients peft-differentiate returned, in result order.
   SmallVector<Trained> trained;
@@ -485,14 +488,17 @@ void OptimizerPass::runOnOperation() {
 
   if (s.accumulation == 1) {
     // One call per optimizer step: the update goes at the end of the step.
-    step.insertArgument(0, stepType, stepAttrs, loc);
+    if (!counterArg) {
+      step.insertArgument(0, stepType, stepAttrs, loc);
+      counterArg = 0;
+    }
     auto ret = cast<func::ReturnOp>(step.front().getTerminator());
     OpBuilder b(ret);
     SmallVector<Value> grads;
     for (Trained &t : trained)
       grads.push_back(ret.getOperand(t.result));
     auto [norm, lr] =
-        buildUpdate(b, loc, step.getArgument(0), grads, trained, s);
+        buildUpdate(b, loc, step.getArgument(*counterArg), grads, trained, s);
     // The loss and any other non-gradient result stay; gradients go.
     llvm::DenseSet<unsigned> gradResults;
     for (Trained &t : trained)
@@ -516,8 +522,9 @@ void OptimizerPass::runOnOperation() {
     return;
   }
 
-  // Gradient accumulation: @train_step stays a micro-batch step; the
-  // update takes the sums of K micro-batch gradients.
+  // Gradient accumulation: @train_step stays a micro-batch step (a step
+  // counter it has counts micro-batches); the update takes the sums of K
+  // micro-batch gradients and the optimizer step.
   SmallVector<Type> argTypes{stepType};
   SmallVector<DictionaryAttr> argAttrs{stepAttrs};
   for (Trained &t : trained) {

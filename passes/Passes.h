@@ -3,6 +3,7 @@
 #pragma once
 
 #include "dialects/nn/NNOps.h"
+#include "dialects/kern/KernOps.h"
 #include "dialects/peft/PeftOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"

@@ -65,8 +65,12 @@ def InsertAdapters : Pass<"peft-insert-adapters", "::mlir::ModuleOp"> {
     `peft.key_transposed` when the tensor there is the param's transpose),
     new ones `peft.method`. With `init-adapter`, those params read their
     initial values from PEFT's `adapter_model.safetensors` instead
-    (passes/AdapterInit.h). LoRA dropout > 0 is refused until the peft
-    dialect has a dropout op for `adapter_input`.
+    (passes/AdapterInit.h). With `lora_dropout` > 0, a `peft.dropout`
+    (seed `training.seed`, one `stream` per adapted module, numbered in
+    order) feeds the adapter's `adapter_input`, as PEFT applies
+    lora_dropout to the low-rank path's input only; its mask is selected by
+    the function's step counter, an i64 scalar argument marked `peft.step`,
+    added first when the function has none.
   }];
   let options = [
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
@@ -126,7 +130,10 @@ def Optimizer : Pass<"peft-optimizer", "::mlir::ModuleOp"> {
     decay for biases and norm weights unless the spec's `no_decay` says
     otherwise), and `peft.assign` of every new param and state value. The
     1-based optimizer step is an i64 scalar argument marked `peft.step`: the
-    runtime owns the counter.
+    runtime owns the counter. A `peft.step` argument `@train_step` already
+    has (the step counter of `peft.dropout`) is that argument when each call
+    is one optimizer step; with accumulation it stays the micro-batch
+    counter and `@apply_update` gets its own.
 
     With gradient_accumulation_steps = 1 the update is appended to
     `@train_step`, which takes the step first and returns the loss, the
@@ -170,6 +177,193 @@ def Optimizer : Pass<"peft-optimizer", "::mlir::ModuleOp"> {
   ];
   let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
                            "::mlir::func::FuncDialect"];
+}
+
+def MergeAdapters : Pass<"peft-merge-adapters", "::mlir::ModuleOp"> {
+  let summary = "Folds LoRA, DoRA and IA3 into the frozen weights (inference IR)";
+  let description = [{
+    Every `peft.lora`/`peft.dora` of the model function becomes `nn.matmul`
+    of its input with a merged weight, in the frozen weight's layout
+    (`transpose_rhs` for `out_in`), and every `peft.ia3` disappears into the
+    weight (and bias) of its linear module. Weights are never attributes, so
+    the merged values are computed: the pass adds
+    `func.func @merge_adapters()`, which reads the frozen weights and the
+    adapters and `peft.assign`s each merged tensor to a new frozen param
+    (`<module>.weight.merged`, `<module>.bias.merged`, marked
+    `peft.computed_by = @merge_adapters`); run it once before the model
+    function. As PEFT merges: LoRA `W + s·B·A`; DoRA
+    `m ⊙ (W + s·B·A) / ‖W + s·B·A‖` with one norm per output feature; IA3
+    `W·diag(l)` and `bias·l` for output scaling, `diag(l)·W` for
+    feed-forward (input) scaling. Adapter dropout is identity at inference.
+    The adapter params stay (@merge_adapters reads them); the model
+    function no longer does. docs/adapters.md, "peft-merge-adapters".
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function whose adapters are merged">,
+  ];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def StepStats : Pass<"peft-step-stats", "::mlir::ModuleOp"> {
+  let summary = "Prints the GEMMs, FLOPs and kept activations of a training step";
+  let description = [{
+    An analysis of `@train_step` as peft-differentiate (and peft-optimizer)
+    made it; prints to stdout and changes nothing. Forward ops are the ops
+    the loss (result 0) depends on; backward ops the rest up to the update
+    (which peft-optimizer starts with `peft.lr_schedule`). Counted: forward
+    and backward GEMMs and their FLOPs (2·M·N·K, batch dims multiplied in;
+    `peft.lora`/`peft.dora` as their component GEMMs), the backward GEMMs
+    whose result is a param's gradient (per param, and any frozen param
+    given one, which must be none), the backward op count, and the forward
+    activations (values computed from the step's inputs) the backward reads,
+    each once, in bytes; also per layer (PEFT's layer index of the op's
+    module). passes/StepStats.h, docs/training-ir.md "Step statistics".
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"train_step\"",
+           "The step function">,
+  ];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Lowering to kernels (docs/codegen.md): passes/lowering/.
+//===----------------------------------------------------------------------===//
+
+def Decompose : Pass<"peft-decompose", "::mlir::ModuleOp"> {
+  let summary = "Rewrites the adapter and loss ops into nn ops";
+  let description = [{
+    In every function: `peft.lora` becomes `x·W' + s·((x̃·Aᵀ)·Bᵀ)` (B·A is
+    never formed), `peft.dora` PEFT's `x·W' + ((m/n − 1)·(x̃·W') +
+    (m/n)·(x̃·Aᵀ·Bᵀ)·s)` with the norm `n` expanded into [r, out] and [r, r]
+    products, `peft.ia3` a broadcast multiply, `peft.mse` and
+    `peft.cross_entropy` (causal shift, ignore_index, mean over counted
+    positions) their reductions, all in the order of operations of the
+    reference kernels (codegen/reference/PeftKernels.cpp). The optimizer
+    ops, params, uses and assigns stay: the kernel emitter generates them.
+  }];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect"];
+}
+
+def LowerGemms : Pass<"peft-lower-gemms", "::mlir::ModuleOp"> {
+  let summary = "Turns float nn.matmul into kern.gemm library calls";
+  let description = [{
+    2-D products map directly; batched ones are flattened to one batch
+    dimension (through nn.reshape views) when the operands' batch dims are
+    equal or one operand has none, which the GEMM then broadcasts. A
+    left operand with batch dims against a 2-D right one becomes a single
+    2-D GEMM over all its rows. An `nn.transpose` of the last two dims of an
+    operand folds into `trans_a`/`trans_b`, and an `nn.add` of a [n] vector
+    that is the product's only user into `bias`. Integer products, and
+    batch dims that broadcast partially, stay nn.matmul.
+  }];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::kern::KernDialect"];
+}
+
+def OutlineKernels : Pass<"peft-outline-kernels", "::mlir::ModuleOp"> {
+  let summary = "Outlines every op but GEMMs and views into kernel functions";
+  let description = [{
+    In every function with a body, each op other than peft.use,
+    peft.assign, kern.gemm, nn.reshape (a view), nn.constant of a small
+    tensor and func.return moves into a private `func.func @k<N>` marked
+    `kern.kernel` (tensor arguments, tensor results) and is replaced by a
+    `kern.launch` of it. A maximal connected group of elementwise ops
+    (dialects/kern/Elementwise.h) whose results share one shape becomes one
+    kernel whose results are the values used outside it; a group never
+    takes in an op that would make it depend on itself through an outside
+    op. Every other op is a kernel of its own. The assigns end the function.
+  }];
+  let options = [
+    Option<"smallConstantBytes", "small-constant-bytes", "int64_t",
+           /*default=*/"256",
+           "Constants up to this size stay in the function (program constants)">,
+  ];
+  let dependentDialects = ["::peft::kern::KernDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def PlanMemory : Pass<"peft-plan-memory", "::mlir::ModuleOp"> {
+  let summary = "Static liveness-based arena plan with buffer reuse";
+  let description = [{
+    Over each function's op order: every result of kern.gemm/kern.launch,
+    every function argument and every returned value gets an arena range
+    (offsets 64-byte aligned) from its definition to its last use (to the
+    end for returned values), best-fit reusing freed ranges; nn.reshape
+    results are views of their source, peft.use values param buffers and
+    small constants program constants. The functions share one arena (they
+    never run at once). Recorded as `kern.offsets` on each op,
+    `kern.arg_offsets` on each function, `kern.arena_bytes` (the peak) and
+    `kern.buffer_bytes_sum` (no reuse) on the module.
+  }];
+  let options = [
+    Option<"print", "print", "bool", /*default=*/"false",
+           "Print the plan (peak, sum, buffers) to stdout">,
+  ];
+  let dependentDialects = ["::peft::kern::KernDialect"];
+}
+
+def InsertInterventions : Pass<"peft-insert-interventions", "::mlir::ModuleOp"> {
+  let summary = "Applies the spec's ReFT methods: pyreft's interventions";
+  let description = [{
+    For each LOREFT, NODIREFT or DIREFT method of the `peft.spec` attribute,
+    intervenes on the residual stream after the chosen decoder layers
+    (pyvene's `block_output`: the last residual `nn.add` of the layer on the
+    chain of same-shaped adds that starts at the token embedding). Positions
+    come per example from the data input the spec names (`prompt_lengths`,
+    added to `func` as a `[batch]` i64 argument when the model lacks it)
+    through `peft.reft_positions`, as pyreft's get_intervention_locations
+    computes them. Each intervention is `peft.loreft` (LOREFT), or
+    `peft.nodireft` with `proj_layer.weight` (NODIREFT) or with the
+    transposed orthonormal R (DIREFT); R is `peft.householder_orthogonal` of
+    the trainable `rotate_layer.parametrizations.weight.original` (init −I)
+    and the frozen buffer `...base` (a random orthogonal matrix), as
+    PyTorch's `orthogonal` parametrization. Params are named by pyvene's key,
+    `layer_<L>_comp_block_output_unit_pos_nunit_1#<k>.<pyreft name>`; with
+    separate weights for first and last positions, `#0` takes the first
+    positions and `#1` the last (pyreft doubles its layer list).
+    `init-interventions` reads every new param (the base included) from a
+    safetensors file by name.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to intervene on">,
+    Option<"initInterventions", "init-interventions", "std::string",
+           /*default=*/"\"\"",
+           "A safetensors file (or a directory holding "
+           "interventions.safetensors) with the initial value of every "
+           "intervention param">,
+  ];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def EmitLoops : Pass<"peft-emit-loops", "::mlir::ModuleOp"> {
+  let summary = "Replaces each kern.kernel function by its loop kernel";
+  let description = [{
+    Every `func.func` with `kern.kernel` (tensor arguments and results)
+    becomes the loop kernel of the same name (codegen/cpu/LoopEmitter.h): a
+    function on flat memrefs, arguments then results then `begin`/`end`,
+    whose body is one `scf.for` over [begin, end) of the parallel dimension
+    (`kern.parallel`) holding scalar arith/math/scf code and
+    memref.load/store; `kern.extent` holds the dimension's extent. Fused
+    elementwise kernels evaluate every op's scalar formula per element;
+    other kernels use their op's loop emitter. For inspection and tests:
+    the compiler itself builds loop kernels in a separate module
+    (extractLoopKernels) and keeps the kern.launch callers intact.
+  }];
+  let options = [
+    Option<"chunk", "chunk", "int64_t", /*default=*/"1024",
+           "Elements of the inner run per parallel iteration of a fused "
+           "elementwise kernel (1: one element per iteration, as on a GPU)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 #endif // PEFT_PASSES

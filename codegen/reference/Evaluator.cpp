@@ -1,6 +1,7 @@
 //===- Evaluator.cpp - the reference interpreter --------------------------===//
 #include "codegen/reference/Evaluator.h"
 #include "codegen/reference/Kernels.h"
+#include "dialects/kern/KernOps.h"
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
 
@@ -37,7 +38,10 @@ KernelRegistry::KernelRegistry() {
   registerLinalgKernels(*this);
   registerNormKernels(*this);
   registerPeftKernels(*this);
+  registerDropoutKernels(*this);
+  registerReftKernels(*this);
   registerGradKernels(*this);
+  registerKernKernels(*this);
 }
 
 void KernelRegistry::add(StringRef opName, Kernel kernel) {
@@ -227,6 +231,15 @@ FailureOr<std::vector<Tensor>> Evaluator::run(ArrayRef<Tensor> inputs,
     SmallVector<Tensor> operands;
     for (Value v : op.getOperands())
       operands.push_back(env.lookup(v));
+    if (auto launch = dyn_cast<kern::LaunchOp>(op)) {
+      // A kernel function: tensors in, tensors out, no assigns.
+      auto outputs = run(operands, launch.getCallee());
+      if (failed(outputs))
+        return failure();
+      for (auto [v, t] : llvm::zip(launch.getResults(), *outputs))
+        env[v] = std::move(t);
+      continue;
+    }
     auto results = evaluateOp(&op, operands, options_);
     if (failed(results))
       return failure();

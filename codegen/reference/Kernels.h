@@ -15,7 +15,10 @@ void registerReductionKernels(KernelRegistry &r);
 void registerLinalgKernels(KernelRegistry &r);
 void registerNormKernels(KernelRegistry &r);
 void registerPeftKernels(KernelRegistry &r);
+void registerDropoutKernels(KernelRegistry &r);
+void registerReftKernels(KernelRegistry &r);
 void registerGradKernels(KernelRegistry &r);
+void registerKernKernels(KernelRegistry &r);
 
 inline Shape resultShape(mlir::Operation *op, unsigned i = 0) {
   return toShape(

@@ -197,6 +197,9 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+include "dialects/peft/PeftReftOps.td"
+include "dialects/peft/PeftDropoutOps.td"
+
 //===----------------------------------------------------------------------===//
 // Losses
 //===----------------------------------------------------------------------===//

@@ -118,6 +118,89 @@ struct FreezeLayersConfig {
 /// Full fine-tuning: every parameter trains (the baseline).
 struct FullConfig {};
 
+/// Which of pyreft's interventions a ReFT method applies (DESIGN.md "Method
+/// semantics"): LOREFT is LoreftIntervention h + Rᵀ(Wh + b − Rh); NODIREFT
+/// is NodireftIntervention h + W₂ᵀ(W₁h + b), the paper's DiReFT; DIREFT is
+/// pyreft's own DireftIntervention h + Rᵀ(Wh + b) with R orthonormal.
+enum class ReftIntervention { LoReFT, NoDiReFT, DiReFT };
+
+/// pyreft's intervention config (pyreft/examples/loreft/train.py's options):
+/// one intervention per chosen layer on the residual stream after it
+/// (`block_output`), at the first/last positions of each example's prompt.
+struct ReftConfig {
+  ReftIntervention intervention = ReftIntervention::LoReFT;
+  /// The decoder layers intervened on, in the order written; `all` when
+  /// allLayers.
+  std::vector<Located<int64_t>> layers;
+  bool allLayers = false;
+  SourceLoc layersLoc;
+  /// "f<first>+l<last>", "f<first>" or "l<last>" (pyreft's `position`).
+  int64_t firstN = 1;
+  int64_t lastN = 1;
+  int64_t lowRankDimension = 1;
+  /// One intervention for the first and last positions of a layer, rather
+  /// than one each (pyreft's --share_weights).
+  bool shareWeights = false;
+  /// Dropout on the intervention's output (pyreft's `dropout`).
+  double dropout = 0.0;
+  /// NODIREFT's proj_layer bias (pyreft's `add_bias`); counted, never read.
+  bool addBias = false;
+  /// The data input holding each example's prompt length ([batch], ints).
+  std::string promptLengths = "prompt_lengths";
+  /// Added to every position: pyreft's datasets prepend one pad token.
+  int64_t positionOffset = 1;
+  SourceLoc loc;
+};
+
+/// A bottleneck adapter as the `adapters` library (adapter-hub, v1.2)
+/// configures one (its BnConfig; `seq_bn` = SeqBnConfig (Pfeiffer),
+/// `double_seq_bn` = DoubleSeqBnConfig (Houlsby), `par_bn` = ParBnConfig).
+/// In a pre-norm decoder layer with residual stream r and sublayer output m
+/// (attention's o_proj, the FFN's down_proj), the library's LLaMA layers
+/// compute, with A(x) = up(act(down(x))) and s the scaling:
+///   sequential: x = original_ln_before ? m + r : m,
+///               res = residual_before_ln == true ? m : x,
+///               out = res + s·A(x) + (original_ln_after ? r : 0);
+///   parallel:   out = m + s·A(r) + (original_ln_after ? r : 0).
+struct BottleneckConfig {
+  /// Which preset the entry started from ("seq_bn", "double_seq_bn",
+  /// "par_bn"); the fields below hold its values unless overridden.
+  std::string preset = "seq_bn";
+  /// The adapter's name in the library's keys
+  /// (`model.layers.0.output_adapters.adapters.<name>.adapter_up.weight`).
+  std::string adapterName = "bottleneck";
+  bool mhAdapter = false;    // after attention
+  bool outputAdapter = true; // after the FFN
+  bool isParallel = false;
+  double reductionFactor = 16;
+  /// relu, gelu (erf), gelu_new (tanh approximation), swish/silu, tanh,
+  /// sigmoid, leakyrelu (slope 0.01), linear/identity.
+  std::string nonLinearity = "relu";
+  double scaling = 1.0;
+  bool originalLnBefore = true;
+  bool originalLnAfter = true;
+  /// true, false or "post_add" (the library's Union[bool, str]).
+  std::string residualBeforeLn = "true";
+  /// "bert" (weights normal(0, 0.02), biases 0) or "mam_adapter" (down
+  /// kaiming-uniform(a=√5), its bias 0, up weight and bias 0).
+  std::string initWeights = "bert";
+  std::vector<int64_t> leaveOut; // layers without adapters
+  SourceLoc loc;
+};
+
+/// PEFT's PromptTuningConfig: `numVirtualTokens` trainable embeddings
+/// prepended to every example (DESIGN.md "Method semantics").
+struct PromptTuningConfig {
+  int64_t numVirtualTokens = 0;
+  /// RANDOM (normal(0, 1), nn.Embedding's init) or TEXT (rows of the word
+  /// embedding for `initTokenIds`, repeated or cut to numVirtualTokens).
+  bool initFromText = false;
+  std::vector<int64_t> initTokenIds;
+  /// token_dim as written (0: unset); checked against the embedding table.
+  int64_t tokenDim = 0;
+  SourceLoc loc;
+};
+
 /// Every method the spec can name. Those after Full are planned (see
 /// docs/spec.md); naming them is an error until they get a config struct in
 /// MethodConfig.
@@ -129,14 +212,16 @@ enum class MethodKind {
   Full,
   LoReFT,
   DiReFT,
+  NoDiReFT,
   PromptTuning,
   PrefixTuning,
   BottleneckAdapter,
   Sparse,
 };
 
-using MethodConfig = std::variant<LoraConfig, IA3Config, BitFitConfig,
-                                  FreezeLayersConfig, FullConfig>;
+using MethodConfig =
+    std::variant<LoraConfig, IA3Config, BitFitConfig, FreezeLayersConfig,
+                 FullConfig, ReftConfig, BottleneckConfig, PromptTuningConfig>;
 
 struct MethodSpec {
   MethodKind kind = MethodKind::Lora;
@@ -150,6 +235,13 @@ struct MethodSpec {
   }
   const FreezeLayersConfig *freezeLayers() const {
     return std::get_if<FreezeLayersConfig>(&config);
+  }
+  const ReftConfig *reft() const { return std::get_if<ReftConfig>(&config); }
+  const BottleneckConfig *bottleneck() const {
+    return std::get_if<BottleneckConfig>(&config);
+  }
+  const PromptTuningConfig *promptTuning() const {
+    return std::get_if<PromptTuningConfig>(&config);
   }
 };
 
@@ -227,6 +319,15 @@ struct PeftSpec {
   std::vector<MethodSpec> methods;
   TrainingSpec training;
 };
+
+/// Prompt tuning's virtual tokens (0 without a PROMPT_TUNING method).
+int64_t virtualTokenCount(const PeftSpec &spec);
+
+/// The shape the model is imported with for data input `input`: the data's
+/// own, except that prompt tuning prefixes `input_ids` and `attention_mask`
+/// with the virtual tokens (axis 1 grows by virtualTokenCount), so the
+/// graph's mask and position logic see T + P.
+std::vector<int64_t> importShape(const PeftSpec &spec, const InputShape &input);
 
 /// Reads a spec file (YAML or adapter_config.json). On failure returns false
 /// and sets `error` to "file:line:col: error: ..." (plus "note:" lines).

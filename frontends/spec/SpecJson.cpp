@@ -161,6 +161,61 @@ void writeMethod(json::OStream &out, const MethodSpec &method) {
       else
         out.attribute("last_n_layers", nullptr);
       writeNames(out, "modules_to_save", layers->modulesToSave);
+    } else if (const ReftConfig *reft = method.reft()) {
+      if (reft->allLayers)
+        out.attribute("layers", "all");
+      else
+        out.attributeArray("layers", [&] {
+          for (const auto &layer : reft->layers)
+            out.value(layer.value);
+        });
+      std::string positions;
+      if (reft->firstN)
+        positions += "f" + std::to_string(reft->firstN);
+      if (reft->firstN && reft->lastN)
+        positions += "+";
+      if (reft->lastN)
+        positions += "l" + std::to_string(reft->lastN);
+      out.attribute("positions", positions);
+      out.attribute("low_rank_dimension", reft->lowRankDimension);
+      out.attribute("share_weights", reft->shareWeights);
+      out.attribute("component", "block_output");
+      writeNumberAttribute(out, "dropout", reft->dropout);
+      out.attribute("add_bias", reft->addBias);
+      out.attribute("act_fn", nullptr);
+      out.attribute("prompt_lengths", reft->promptLengths);
+      out.attribute("position_offset", reft->positionOffset);
+    } else if (const BottleneckConfig *bn = method.bottleneck()) {
+      out.attribute("config", bn->preset);
+      out.attribute("adapter_name", bn->adapterName);
+      out.attribute("mh_adapter", bn->mhAdapter);
+      out.attribute("output_adapter", bn->outputAdapter);
+      out.attribute("is_parallel", bn->isParallel);
+      writeNumberAttribute(out, "reduction_factor", bn->reductionFactor);
+      out.attribute("non_linearity", bn->nonLinearity);
+      writeNumberAttribute(out, "scaling", bn->scaling);
+      out.attribute("original_ln_before", bn->originalLnBefore);
+      out.attribute("original_ln_after", bn->originalLnAfter);
+      if (bn->residualBeforeLn == "post_add")
+        out.attribute("residual_before_ln", "post_add");
+      else
+        out.attribute("residual_before_ln", bn->residualBeforeLn == "true");
+      out.attribute("init_weights", bn->initWeights);
+      out.attributeArray("leave_out", [&] {
+        for (int64_t layer : bn->leaveOut)
+          out.value(layer);
+      });
+    } else if (const PromptTuningConfig *prompt = method.promptTuning()) {
+      out.attribute("num_virtual_tokens", prompt->numVirtualTokens);
+      out.attribute("prompt_tuning_init",
+                    prompt->initFromText ? "TEXT" : "RANDOM");
+      if (prompt->initFromText)
+        out.attributeArray("prompt_tuning_init_token_ids", [&] {
+          for (int64_t id : prompt->initTokenIds)
+            out.value(id);
+        });
+      if (prompt->tokenDim)
+        out.attribute("token_dim", prompt->tokenDim);
     }
   });
 }

@@ -45,6 +45,8 @@ StringRef methodName(MethodKind kind) {
     return "LOREFT";
   case MethodKind::DiReFT:
     return "DIREFT";
+  case MethodKind::NoDiReFT:
+    return "NODIREFT";
   case MethodKind::PromptTuning:
     return "PROMPT_TUNING";
   case MethodKind::PrefixTuning:
@@ -63,26 +65,28 @@ namespace {
 // Key tables
 //===----------------------------------------------------------------------===//
 
-const StringRef kImplementedMethods[] = {"LORA", "IA3", "BITFIT",
-                                         "FREEZE_LAYERS", "FULL"};
+const StringRef kImplementedMethods[] = {
+    "LORA",   "IA3",           "BITFIT",   "FREEZE_LAYERS", "FULL",
+    "LOREFT", "DIREFT",        "NODIREFT", "PROMPT_TUNING", "BOTTLENECK",
+    "SEQ_BN", "DOUBLE_SEQ_BN", "PAR_BN"};
 const std::pair<StringRef, MethodKind> kImplementedMethodKinds[] = {
     {"LORA", MethodKind::Lora},
     {"IA3", MethodKind::IA3},
     {"BITFIT", MethodKind::BitFit},
     {"FREEZE_LAYERS", MethodKind::FreezeLayers},
-    {"FULL", MethodKind::Full}};
-
-/// Methods peftc will support (DESIGN.md "Method semantics"), not yet.
-const std::pair<StringRef, MethodKind> kPlannedMethods[] = {
+    {"FULL", MethodKind::Full},
     {"LOREFT", MethodKind::LoReFT},
     {"DIREFT", MethodKind::DiReFT},
-    {"NODIREFT", MethodKind::DiReFT},
+    {"NODIREFT", MethodKind::NoDiReFT},
     {"PROMPT_TUNING", MethodKind::PromptTuning},
-    {"PREFIX_TUNING", MethodKind::PrefixTuning},
     {"BOTTLENECK", MethodKind::BottleneckAdapter},
     {"SEQ_BN", MethodKind::BottleneckAdapter},
     {"DOUBLE_SEQ_BN", MethodKind::BottleneckAdapter},
-    {"PAR_BN", MethodKind::BottleneckAdapter},
+    {"PAR_BN", MethodKind::BottleneckAdapter}};
+
+/// Methods peftc will support (DESIGN.md "Method semantics"), not yet.
+const std::pair<StringRef, MethodKind> kPlannedMethods[] = {
+    {"PREFIX_TUNING", MethodKind::PrefixTuning},
     {"SPARSE", MethodKind::Sparse},
 };
 
@@ -149,6 +153,55 @@ const StringRef kIa3Keys[] = {"target_modules",      "exclude_modules",
 const StringRef kBitFitKeys[] = {"biases", "modules_to_save"};
 const StringRef kFreezeLayersKeys[] = {"trainable_layers", "last_n_layers",
                                        "modules_to_save"};
+/// pyreft's intervention options (examples/loreft/train.py), plus where the
+/// data keeps each example's prompt length.
+const StringRef kReftKeys[] = {
+    "layers",    "positions", "low_rank_dimension", "share_weights",
+    "component", "dropout",   "add_bias",           "act_fn",
+    "prompt_lengths", "position_offset"};
+
+/// The `adapters` library's BnConfig fields (configuration/adapter_config.py)
+/// plus `config` (the preset a BOTTLENECK entry starts from) and the
+/// adapter's name. The library's features peftc lacks are accepted only
+/// switched off (checked in readBottleneckKey).
+const StringRef kBottleneckKeys[] = {"config",
+                                     "adapter_name",
+                                     "mh_adapter",
+                                     "output_adapter",
+                                     "reduction_factor",
+                                     "non_linearity",
+                                     "scaling",
+                                     "original_ln_before",
+                                     "original_ln_after",
+                                     "residual_before_ln",
+                                     "adapter_residual_before_ln",
+                                     "ln_before",
+                                     "ln_after",
+                                     "init_weights",
+                                     "init_weights_seed",
+                                     "is_parallel",
+                                     "use_gating",
+                                     "leave_out",
+                                     "dropout",
+                                     "phm_layer",
+                                     "inv_adapter",
+                                     "inv_adapter_reduction_factor",
+                                     "cross_adapter",
+                                     "stochastic_depth",
+                                     "architecture"};
+/// PEFT's PromptTuningConfig fields (tuners/prompt_tuning/config.py), plus
+/// the token ids a TEXT init reads (peftc has no tokenizer).
+const StringRef kPromptTuningKeys[] = {"num_virtual_tokens",
+                                       "prompt_tuning_init",
+                                       "prompt_tuning_init_text",
+                                       "prompt_tuning_init_token_ids",
+                                       "tokenizer_name_or_path",
+                                       "tokenizer_kwargs",
+                                       "token_dim",
+                                       "num_transformer_submodules",
+                                       "num_attention_heads",
+                                       "num_layers",
+                                       "modules_to_save"};
 
 /// PEFT's bookkeeping in every adapter_config.json: accepted, not used.
 const StringRef kIgnoredKeys[] = {
@@ -186,6 +239,14 @@ ArrayRef<StringRef> methodKeys(MethodKind kind) {
     return kBitFitKeys;
   case MethodKind::FreezeLayers:
     return kFreezeLayersKeys;
+  case MethodKind::LoReFT:
+  case MethodKind::DiReFT:
+  case MethodKind::NoDiReFT:
+    return kReftKeys;
+  case MethodKind::BottleneckAdapter:
+    return kBottleneckKeys;
+  case MethodKind::PromptTuning:
+    return kPromptTuningKeys;
   default:
     return {};
   }
@@ -302,6 +363,11 @@ private:
   bool readIa3Key(const YamlEntry &entry, IA3Config &config);
   bool readBitFitKey(const YamlEntry &entry, BitFitConfig &config);
   bool readFreezeLayersKey(const YamlEntry &entry, FreezeLayersConfig &config);
+  bool readReftKey(const YamlEntry &entry, ReftConfig &config);
+  bool readReftLayers(const YamlEntry &entry, ReftConfig &config);
+  bool readBottleneckKey(const YamlEntry &entry, BottleneckConfig &config);
+  bool readPromptTuningKey(const YamlEntry &entry, PromptTuningConfig &config,
+                           std::string &initText);
   bool checkLora(const YamlNode &node, const LoraConfig &config);
   bool checkIa3(const YamlNode &node, const IA3Config &config);
   bool checkFreezeLayers(const YamlNode &node,
@@ -554,8 +620,19 @@ bool SpecReader::unknownKey(const YamlEntry &entry, StringRef where,
                             std::optional<MethodKind> method) {
   // A key of another method is the likeliest mistake: say whose it is.
   if (method) {
+    // Methods whose options have plain names (dropout, layers, positions).
+    auto isPlainNamed = [](MethodKind kind) {
+      return kind == MethodKind::LoReFT || kind == MethodKind::DiReFT ||
+             kind == MethodKind::NoDiReFT ||
+             kind == MethodKind::BottleneckAdapter;
+    };
     for (const auto &[other, otherKind] : kImplementedMethodKinds) {
       if (otherKind == *method || !contains(methodKeys(otherKind), entry.key))
+        continue;
+      // Plain names (ReFT's or a bottleneck adapter's dropout, layers,
+      // positions) are more likely a typo of this method's own key than an
+      // option of those methods.
+      if (isPlainNamed(otherKind) && !isPlainNamed(*method))
         continue;
       std::string message = "'" + entry.key + "' is not an option of " +
                             methodName(*method).str() +
@@ -857,6 +934,365 @@ bool SpecReader::readFreezeLayersKey(const YamlEntry &entry,
   return true;
 }
 
+bool SpecReader::readReftLayers(const YamlEntry &entry, ReftConfig &config) {
+  const YamlNode &value = *entry.value;
+  config.layers.clear();
+  config.allLayers = false;
+  config.layersLoc = valueLoc(entry);
+  if (value.isScalar() && value.scalar == "all") {
+    config.allLayers = true;
+    return true;
+  }
+  // A list, one index, or pyreft's command-line form "2;10;18".
+  std::vector<std::pair<std::string, SourceLoc>> items;
+  if (value.isSequence()) {
+    for (const auto &item : value.items) {
+      if (!item->isScalar() || item->isNull())
+        return expected(entry, *item, "a layer index");
+      items.push_back({item->scalar, item->loc});
+    }
+  } else if (value.isScalar() && !value.isNull()) {
+    SmallVector<StringRef> parts;
+    StringRef(value.scalar).split(parts, ';');
+    for (StringRef part : parts)
+      items.push_back({part.trim().str(), value.loc});
+  } else {
+    return expected(entry, value,
+                    "'all', a layer index or a list of layer indices");
+  }
+  for (const auto &[text, loc] : items) {
+    Located<int64_t> layer;
+    if (StringRef(text).getAsInteger(10, layer.value))
+      return fail(loc, "'layers' expects 'all' or layer indices, got '" +
+                           text + "'");
+    if (layer.value < 0)
+      return fail(loc,
+                  "'layers' has a negative layer index " + Twine(layer.value));
+    for (const auto &seen : config.layers)
+      if (seen.value == layer.value)
+        return failWithNote(loc, "layer " + Twine(layer.value) +
+                                     " is listed twice in 'layers'",
+                            seen.loc, "first listed here");
+    layer.loc = loc;
+    config.layers.push_back(layer);
+  }
+  if (config.layers.empty())
+    return fail(valueLoc(entry), "'layers' is an empty list");
+  return true;
+}
+
+bool SpecReader::readReftKey(const YamlEntry &entry, ReftConfig &config) {
+  const YamlNode &value = *entry.value;
+  StringRef key = entry.key;
+  if (key == "layers")
+    return readReftLayers(entry, config);
+  if (key == "positions") {
+    // pyreft's parse_positions: "f<n>+l<m>", "f<n>" or "l<m>".
+    std::string text;
+    if (!readString(entry, text))
+      return false;
+    StringRef rest = StringRef(text).trim();
+    int64_t first = 0, last = 0;
+    auto count = [&](char prefix, int64_t &out) {
+      if (!rest.consume_front(StringRef(&prefix, 1)))
+        return false;
+      size_t digits = rest.find_first_not_of("0123456789");
+      StringRef number = rest.take_front(digits);
+      rest = rest.drop_front(number.size());
+      return !number.empty() && !number.getAsInteger(10, out);
+    };
+    bool ok;
+    if (rest.starts_with("f")) {
+      ok = count('f', first);
+      if (ok && rest.consume_front("+"))
+        ok = count('l', last);
+    } else {
+      ok = count('l', last);
+    }
+    if (!ok || !rest.empty())
+      return fail(valueLoc(entry),
+                  "'positions' expects pyreft's form \"f<n>+l<m>\", "
+                  "\"f<n>\" or \"l<m>\" (first/last prompt tokens), got '" +
+                      text + "'");
+    if (first + last < 1)
+      return fail(valueLoc(entry),
+                  "'positions' selects no token: '" + text + "'");
+    config.firstN = first;
+    config.lastN = last;
+    return true;
+  }
+  if (key == "low_rank_dimension")
+    return readPositiveInt(entry, config.lowRankDimension);
+  if (key == "share_weights")
+    return readBool(entry, config.shareWeights);
+  if (key == "component") {
+    std::string component;
+    const StringRef components[] = {"block_output"};
+    return readChoice(entry, components, component);
+  }
+  if (key == "dropout") {
+    if (!readDouble(entry, config.dropout))
+      return false;
+    if (config.dropout < 0 || config.dropout >= 1)
+      return fail(valueLoc(entry), "'dropout' must be in [0, 1), got " +
+                                       std::to_string(config.dropout));
+    return true;
+  }
+  if (key == "add_bias")
+    return readBool(entry, config.addBias);
+  if (key == "act_fn") {
+    // pyreft's default (None) is the identity, ACT2FN["linear"].
+    if (value.isNull() || (value.isScalar() && value.scalar == "linear"))
+      return true;
+    return fail(valueLoc(entry),
+                "'act_fn' other than linear (null) is not supported yet; "
+                "pyreft's default is linear");
+  }
+  if (key == "prompt_lengths") {
+    if (!readString(entry, config.promptLengths))
+      return false;
+    if (config.promptLengths.empty())
+      return fail(valueLoc(entry), "'prompt_lengths' is an empty name");
+    return true;
+  }
+  if (key == "position_offset")
+    return readNonNegativeInt(entry, config.positionOffset);
+  llvm_unreachable("readMethod passes only keys listed in kReftKeys");
+}
+
+/// The `adapters` library's presets (SeqBnConfig, DoubleSeqBnConfig,
+/// ParBnConfig), by the config names `adapters` uses.
+BottleneckConfig bottleneckPreset(StringRef name) {
+  BottleneckConfig config;
+  config.preset = name.str();
+  if (name == "double_seq_bn") {
+    config.mhAdapter = true;
+    config.nonLinearity = "swish";
+    config.originalLnBefore = false;
+  } else if (name == "par_bn") {
+    config.reductionFactor = 2;
+    config.originalLnBefore = false;
+    config.initWeights = "mam_adapter";
+    config.isParallel = true;
+    config.scaling = 4.0;
+  }
+  return config;
+}
+
+bool SpecReader::readBottleneckKey(const YamlEntry &entry,
+                                   BottleneckConfig &config) {
+  const YamlNode &value = *entry.value;
+  StringRef key = entry.key;
+  // Features of the library peftc does not implement: accepted switched off.
+  auto offOnly = [&](StringRef what) {
+    if (isOffValue(value) || (value.isScalar() && !value.quoted &&
+                              (value.scalar == "0" || value.scalar == "0.0")))
+      return true;
+    return fail(valueLoc(entry), "'" + key + "' (" + what +
+                                     ") is an adapters feature peftc does "
+                                     "not support; remove it or switch it "
+                                     "off");
+  };
+  if (key == "config") // read by readMethod before the other keys
+    return true;
+  if (key == "architecture") {
+    std::string architecture;
+    const StringRef choices[] = {"bottleneck"};
+    return readChoice(entry, choices, architecture);
+  }
+  if (key == "adapter_name") {
+    if (!readString(entry, config.adapterName))
+      return false;
+    if (config.adapterName.empty() ||
+        StringRef(config.adapterName).contains('.'))
+      return fail(valueLoc(entry), "'adapter_name' must be a non-empty name "
+                                   "without '.' (it is a key component)");
+    return true;
+  }
+  if (key == "mh_adapter")
+    return readBool(entry, config.mhAdapter);
+  if (key == "output_adapter")
+    return readBool(entry, config.outputAdapter);
+  if (key == "is_parallel")
+    return readBool(entry, config.isParallel);
+  if (key == "original_ln_before")
+    return readBool(entry, config.originalLnBefore);
+  if (key == "original_ln_after")
+    return readBool(entry, config.originalLnAfter);
+  if (key == "adapter_residual_before_ln") {
+    // Orders the adapter's residual and its own output norm (ln_after),
+    // which peftc does not support; without that norm both orders agree.
+    bool unused;
+    return readBool(entry, unused);
+  }
+  if (key == "reduction_factor") {
+    if (value.isMapping())
+      return fail(valueLoc(entry), "a per-layer 'reduction_factor' mapping is "
+                                   "not supported yet; give one number");
+    if (!readDouble(entry, config.reductionFactor))
+      return false;
+    if (config.reductionFactor <= 0)
+      return fail(valueLoc(entry),
+                  "'reduction_factor' must be positive, got " + value.scalar);
+    return true;
+  }
+  if (key == "non_linearity") {
+    std::string text;
+    if (!readString(entry, text))
+      return false;
+    // The library lower-cases the name and looks it up in transformers'
+    // ACT2FN (leakyrelu is its own special case).
+    static const StringRef choices[] = {"relu",    "gelu",      "gelu_new",
+                                        "swish",   "silu",      "tanh",
+                                        "sigmoid", "leakyrelu", "linear"};
+    std::string name = StringRef(text).lower();
+    if (!contains(choices, name)) {
+      std::string message = "'non_linearity' expects one of " +
+                            joinQuoted(choices) + ", got '" + text + "'";
+      if (auto suggestion = closest(name, choices))
+        message += "; did you mean '" + suggestion->str() + "'?";
+      return fail(valueLoc(entry), message);
+    }
+    config.nonLinearity = name;
+    return true;
+  }
+  if (key == "scaling") {
+    if (value.isScalar() &&
+        (value.scalar == "learned" || value.scalar == "channel"))
+      return fail(valueLoc(entry), "a learned scaling ('" + value.scalar +
+                                       "') is not supported yet; give a "
+                                       "number");
+    return readDouble(entry, config.scaling);
+  }
+  if (key == "residual_before_ln") {
+    if (value.isScalar() && value.scalar == "post_add")
+      return fail(valueLoc(entry),
+                  "residual_before_ln 'post_add' takes the residual after "
+                  "the model's own LayerNorm input, which the library passes "
+                  "only for post-norm layers; pre-norm decoders (LLaMA, "
+                  "GPT-2) fail in the library with it. Use true or false");
+    bool flag;
+    if (!readBool(entry, flag))
+      return expected(entry, value, "true, false or \"post_add\"");
+    config.residualBeforeLn = flag ? "true" : "false";
+    return true;
+  }
+  if (key == "init_weights") {
+    if (value.isScalar() && value.scalar == "houlsby")
+      return fail(valueLoc(entry), "init_weights 'houlsby' (truncated normal) "
+                                   "is not supported yet; use 'bert' or "
+                                   "'mam_adapter'");
+    const StringRef choices[] = {"bert", "mam_adapter"};
+    return readChoice(entry, choices, config.initWeights);
+  }
+  if (key == "leave_out") {
+    config.leaveOut.clear();
+    if (value.isNull())
+      return true;
+    if (!value.isSequence())
+      return expected(entry, value, "a list of layer indices");
+    for (const auto &item : value.items) {
+      int64_t layer;
+      if (!readInt(entry, *item, layer))
+        return false;
+      if (layer < 0)
+        return fail(item->loc,
+                    "'leave_out' has a negative layer index " + Twine(layer));
+      config.leaveOut.push_back(layer);
+    }
+    return true;
+  }
+  if (key == "init_weights_seed")
+    return offOnly("a seed for torch's RNG; start from --init-adapter");
+  if (key == "ln_before" || key == "ln_after")
+    return offOnly("the adapter's own LayerNorm");
+  if (key == "use_gating")
+    return offOnly("UniPELT gating");
+  if (key == "phm_layer")
+    return offOnly("Compacter's PHM layers");
+  if (key == "inv_adapter")
+    return offOnly("invertible adapters");
+  if (key == "cross_adapter")
+    return offOnly("cross-attention adapters");
+  if (key == "stochastic_depth")
+    return offOnly("stochastic depth");
+  if (key == "dropout")
+    return offOnly("dropout inside the adapter");
+  if (key == "inv_adapter_reduction_factor")
+    return true; // read only with inv_adapter, which is off
+  llvm_unreachable("readMethod passes only keys listed in kBottleneckKeys");
+}
+
+bool SpecReader::readPromptTuningKey(const YamlEntry &entry,
+                                     PromptTuningConfig &config,
+                                     std::string &initText) {
+  const YamlNode &value = *entry.value;
+  StringRef key = entry.key;
+  if (key == "num_virtual_tokens")
+    return readPositiveInt(entry, config.numVirtualTokens);
+  if (key == "prompt_tuning_init") {
+    std::string init;
+    if (value.isScalar() && value.scalar == "SAMPLE_VOCAB")
+      return fail(valueLoc(entry), "prompt_tuning_init 'SAMPLE_VOCAB' is not "
+                                   "supported yet; use RANDOM or TEXT");
+    const StringRef choices[] = {"RANDOM", "TEXT"};
+    if (!readChoice(entry, choices, init))
+      return false;
+    config.initFromText = init == "TEXT";
+    return true;
+  }
+  if (key == "prompt_tuning_init_text") {
+    if (value.isNull())
+      return true;
+    return readString(entry, initText);
+  }
+  if (key == "prompt_tuning_init_token_ids") {
+    config.initTokenIds.clear();
+    if (value.isNull())
+      return true;
+    if (!value.isSequence() || value.items.empty())
+      return expected(entry, value, "a non-empty list of token ids");
+    for (const auto &item : value.items) {
+      int64_t id;
+      if (!readInt(entry, *item, id))
+        return false;
+      if (id < 0)
+        return fail(item->loc, "'prompt_tuning_init_token_ids' has a "
+                               "negative token id " +
+                                   Twine(id));
+      config.initTokenIds.push_back(id);
+    }
+    return true;
+  }
+  if (key == "token_dim") {
+    if (value.isNull())
+      return true;
+    return readPositiveInt(entry, config.tokenDim);
+  }
+  if (key == "num_transformer_submodules") {
+    int64_t count = 1;
+    if (!value.isNull() && !readInt(entry, count))
+      return false;
+    if (count != 1)
+      return fail(valueLoc(entry), "'num_transformer_submodules' " +
+                                       Twine(count) +
+                                       " is for encoder-decoder models; "
+                                       "peftc's prompt tuning prefixes one "
+                                       "input (1)");
+    return true;
+  }
+  if (key == "modules_to_save") {
+    if (isOffValue(value))
+      return true;
+    return fail(valueLoc(entry), "'modules_to_save' with PROMPT_TUNING is not "
+                                 "supported; add a method that trains them");
+  }
+  // tokenizer_name_or_path, tokenizer_kwargs, num_attention_heads,
+  // num_layers: PEFT fills them from the model and tokenizer; peftc reads
+  // the model itself and takes token ids instead of text.
+  return true;
+}
+
 const YamlEntry *findEntry(const YamlNode &node, StringRef key) {
   for (const YamlEntry &entry : node.entries)
     if (entry.key == key)
@@ -969,6 +1405,48 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
   case MethodKind::FreezeLayers:
     method.config = FreezeLayersConfig();
     break;
+  case MethodKind::LoReFT:
+  case MethodKind::DiReFT:
+  case MethodKind::NoDiReFT: {
+    ReftConfig reft;
+    reft.intervention = method.kind == MethodKind::LoReFT
+                            ? ReftIntervention::LoReFT
+                        : method.kind == MethodKind::DiReFT
+                            ? ReftIntervention::DiReFT
+                            : ReftIntervention::NoDiReFT;
+    reft.loc = node.loc;
+    method.config = reft;
+    break;
+  }
+  case MethodKind::BottleneckAdapter: {
+    // SEQ_BN, DOUBLE_SEQ_BN and PAR_BN name a preset; BOTTLENECK takes it
+    // from `config` (seq_bn when absent).
+    std::string preset =
+        StringRef(canonicalMethodName(typeEntry->value->scalar)).lower();
+    if (preset == "bottleneck") {
+      preset = "seq_bn";
+      if (const YamlEntry *configEntry = findEntry(node, "config")) {
+        const StringRef presets[] = {"seq_bn", "double_seq_bn", "par_bn"};
+        if (!readChoice(*configEntry, presets, preset))
+          return false;
+      }
+    } else if (const YamlEntry *configEntry = findEntry(node, "config")) {
+      return fail(configEntry->keyLoc,
+                  "'config' names the preset of a BOTTLENECK entry; peft_type "
+                  "'" +
+                      typeEntry->value->scalar + "' is one already");
+    }
+    BottleneckConfig bottleneck = bottleneckPreset(preset);
+    bottleneck.loc = node.loc;
+    method.config = bottleneck;
+    break;
+  }
+  case MethodKind::PromptTuning: {
+    PromptTuningConfig prompt;
+    prompt.loc = node.loc;
+    method.config = prompt;
+    break;
+  }
   default:
     method.config = FullConfig();
     break;
@@ -982,6 +1460,7 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
   StringRef kindName = methodName(method.kind);
   std::string where =
       (kindName.starts_with("I") ? "an " : "a ") + kindName.str() + " method";
+  std::string promptInitText;
 
   for (const YamlEntry &entry : node.entries) {
     if (entry.key == "peft_type")
@@ -1019,6 +1498,18 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
       ok = readFreezeLayersKey(entry,
                                std::get<FreezeLayersConfig>(method.config));
       break;
+    case MethodKind::LoReFT:
+    case MethodKind::DiReFT:
+    case MethodKind::NoDiReFT:
+      ok = readReftKey(entry, std::get<ReftConfig>(method.config));
+      break;
+    case MethodKind::BottleneckAdapter:
+      ok = readBottleneckKey(entry, std::get<BottleneckConfig>(method.config));
+      break;
+    case MethodKind::PromptTuning:
+      ok = readPromptTuningKey(
+          entry, std::get<PromptTuningConfig>(method.config), promptInitText);
+      break;
     default:
       break;
     }
@@ -1035,11 +1526,68 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
   if (auto *layers = std::get_if<FreezeLayersConfig>(&method.config);
       layers && !checkFreezeLayers(node, *layers))
     return false;
+  if (auto *reft = std::get_if<ReftConfig>(&method.config);
+      reft && reft->layers.empty() && !reft->allLayers)
+    return fail(node.loc, "a " + methodName(method.kind) +
+                              " method needs 'layers': 'all' or the indices "
+                              "of the decoder layers to intervene on");
+  if (auto *bottleneck = std::get_if<BottleneckConfig>(&method.config);
+      bottleneck && !bottleneck->mhAdapter && !bottleneck->outputAdapter)
+    return fail(node.loc, "this bottleneck adapter has neither 'mh_adapter' "
+                          "nor 'output_adapter': it adds nothing");
+  if (auto *prompt = std::get_if<PromptTuningConfig>(&method.config)) {
+    if (prompt->numVirtualTokens == 0)
+      return fail(node.loc, "a PROMPT_TUNING method needs "
+                            "'num_virtual_tokens'");
+    if (prompt->initFromText && prompt->initTokenIds.empty())
+      return fail(findEntry(node, "prompt_tuning_init")->keyLoc,
+                  "prompt_tuning_init TEXT needs "
+                  "'prompt_tuning_init_token_ids': peftc has no tokenizer, so "
+                  "give the ids the model's tokenizer makes of "
+                  "prompt_tuning_init_text" +
+                      (promptInitText.empty() ? std::string()
+                                              : " ('" + promptInitText + "')"));
+    if (!prompt->initFromText && !prompt->initTokenIds.empty())
+      return fail(findEntry(node, "prompt_tuning_init_token_ids")->keyLoc,
+                  "'prompt_tuning_init_token_ids' is read only with "
+                  "prompt_tuning_init TEXT");
+  }
   spec.methods.push_back(std::move(method));
   return true;
 }
 
 bool SpecReader::checkComposition(const PeftSpec &spec) {
+  const MethodSpec *prompt = nullptr, *bottleneck = nullptr;
+  for (const MethodSpec &method : spec.methods) {
+    const MethodSpec *&first = method.kind == MethodKind::PromptTuning ? prompt
+                               : method.kind == MethodKind::BottleneckAdapter
+                                   ? bottleneck
+                                   : prompt;
+    if (method.kind != MethodKind::PromptTuning &&
+        method.kind != MethodKind::BottleneckAdapter)
+      continue;
+    if (first)
+      return failWithNote(method.loc,
+                          "a second " + methodName(method.kind) +
+                              " method; one adapter of this kind per model "
+                              "(merge the entries)",
+                          first->loc, "the first is here");
+    first = &method;
+  }
+  // PEFT's prompt-learning model holds no other adapter; the adapters
+  // library's bottleneck keys and counting do not mix with PEFT's.
+  for (const MethodSpec *alone : {prompt, bottleneck})
+    if (alone && spec.methods.size() > 1) {
+      const MethodSpec &other =
+          &spec.methods.front() == alone ? spec.methods[1] : spec.methods[0];
+      return failWithNote(alone->loc,
+                          methodName(alone->kind) +
+                              " cannot be combined with another method "
+                              "(neither PEFT nor the adapters library "
+                              "composes it with " +
+                              methodName(other.kind) + " in one model)",
+                          other.loc, "the other method is here");
+    }
   for (const MethodSpec &method : spec.methods) {
     if (method.kind != MethodKind::Full || spec.methods.size() == 1)
       continue;
@@ -1527,6 +2075,22 @@ bool parseSpecString(StringRef text, StringRef bufferName, PeftSpec &spec,
     return false;
   }
   return true;
+}
+
+int64_t virtualTokenCount(const PeftSpec &spec) {
+  for (const MethodSpec &method : spec.methods)
+    if (const PromptTuningConfig *prompt = method.promptTuning())
+      return prompt->numVirtualTokens;
+  return 0;
+}
+
+std::vector<int64_t> importShape(const PeftSpec &spec,
+                                 const InputShape &input) {
+  std::vector<int64_t> dims = input.dims;
+  if ((input.name == "input_ids" || input.name == "attention_mask") &&
+      dims.size() == 2)
+    dims[1] += virtualTokenCount(spec);
+  return dims;
 }
 
 bool parseSpecFile(const std::string &path, PeftSpec &spec,

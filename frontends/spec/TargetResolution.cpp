@@ -145,6 +145,7 @@ private:
   bool resolveAdapterMethod(const MethodSpec &method, ResolvedMethod &out);
   bool resolveBitFit(const MethodSpec &method, ResolvedMethod &out);
   bool resolveFreezeLayers(const MethodSpec &method, ResolvedMethod &out);
+  bool checkReftLayers(const MethodSpec &method);
   bool checkConflicts();
 
   const PeftSpec &spec;
@@ -253,6 +254,26 @@ bool Resolver::resolveModulesToSave(
   for (size_t i = 0; i < modules.size(); ++i)
     if (saved[i])
       method.trainableModules.push_back(modules[i].path);
+  return true;
+}
+
+/// ReFT intervenes after whole decoder layers (peft-insert-interventions
+/// finds their outputs); each listed layer must exist in the model.
+bool Resolver::checkReftLayers(const MethodSpec &method) {
+  const ReftConfig *reft = method.reft();
+  int64_t layers = 0;
+  for (const ModuleInfo &module : modules)
+    if (module.layer)
+      layers = std::max<int64_t>(layers, *module.layer + 1);
+  if (layers == 0)
+    return fail(reft->layersLoc.isValid() ? reft->layersLoc : method.loc,
+                "the model has no numbered decoder layers to intervene on");
+  for (const auto &layer : reft->layers)
+    if (layer.value >= layers)
+      return fail(layer.loc, "layer " + Twine(layer.value) +
+                                 " does not exist: the model has " +
+                                 Twine(layers) + " layers (0 to " +
+                                 Twine(layers - 1) + ")");
   return true;
 }
 
@@ -612,6 +633,16 @@ bool Resolver::run() {
     case MethodKind::Full:
       for (const ModuleInfo &module : modules)
         out.trainableModules.push_back(module.path);
+      break;
+    case MethodKind::LoReFT:
+    case MethodKind::DiReFT:
+    case MethodKind::NoDiReFT:
+      ok = checkReftLayers(method);
+      break;
+    case MethodKind::BottleneckAdapter:
+    case MethodKind::PromptTuning:
+      // Placed by peft-insert-adapters on the model's layer structure (the
+      // FFN/attention outputs, the embedding table), not on listed modules.
       break;
     default:
       ok = fail(method.loc, "peft_type '" + methodName(method.kind) +

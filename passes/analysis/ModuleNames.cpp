@@ -13,6 +13,8 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -689,9 +691,27 @@ std::string TrainableCount::line() const {
     }
     return out;
   };
-  double percent = all ? 100.0 * double(trainable) / double(all) : 0.0;
   std::string text;
   llvm::raw_string_ostream os(text);
+  if (interventions) {
+    double share =
+        all ? 100.0 * double(interventions + trainable) / double(all) : 0.0;
+    // Python's repr of a float: the shortest text that reads back the same.
+    char repr[40];
+    for (int precision = 1; precision <= 17; ++precision) {
+      std::snprintf(repr, sizeof(repr), "%.*g", precision, share);
+      if (std::strtod(repr, nullptr) == share)
+        break;
+    }
+    std::string shareText = repr;
+    if (shareText.find_first_of(".e") == std::string::npos)
+      shareText += ".0";
+    os << "trainable intervention params: " << grouped(interventions)
+       << " || trainable model params: " << grouped(trainable)
+       << "\nmodel params: " << grouped(all) << " || trainable%: " << shareText;
+    return text;
+  }
+  double percent = all ? 100.0 * double(trainable) / double(all) : 0.0;
   os << "trainable params: " << grouped(trainable)
      << " || all params: " << grouped(all)
      << " || trainable%: " << llvm::format("%.4f", percent);
@@ -706,6 +726,13 @@ FailureOr<TrainableCount> countTrainable(ModuleOp module, StringRef funcName) {
   count.all = table->countBaseParameters();
   for (auto param : module.getOps<pir::ParamOp>()) {
     int64_t numel = param.getTensorType().getNumElements();
+    // pyreft counts an intervention's trainable tensors apart from the
+    // model's, and neither them nor its buffers among the model params.
+    if (param->hasAttr(attr::kIntervention)) {
+      if (param.getTrainable())
+        count.interventions += numel;
+      continue;
+    }
     if (param->hasAttr(attr::kMethod))
       count.all += numel;
     if (param.getTrainable())

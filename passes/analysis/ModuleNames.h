@@ -64,6 +64,14 @@ constexpr llvm::StringLiteral kMethod = "peft.method";
 constexpr llvm::StringLiteral kCopyOf = "peft.copy_of";
 /// Param: what the `init` rule needs beyond the param's own shape.
 constexpr llvm::StringLiteral kInitArgs = "peft.init_args";
+/// Param and op: the pyvene key of the ReFT intervention it belongs to
+/// (`layer_3_comp_block_output_unit_pos_nunit_1#0`).
+constexpr llvm::StringLiteral kIntervention = "peft.intervention";
+/// Function argument (unit): the i64 scalar training step counter: the
+/// 1-based number of the micro-batch being computed (= the optimizer step
+/// without gradient accumulation), 0 in evaluation. peft.dropout draws its
+/// mask from it; peft-optimizer's step argument carries it too.
+constexpr llvm::StringLiteral kStep = "peft.step";
 } // namespace attr
 
 /// Where a module reads a param: operand `operand` of `user`. The value
@@ -151,9 +159,16 @@ mlir::LogicalResult attachSpec(mlir::ModuleOp module,
 /// PEFT's `print_trainable_parameters()`:
 /// "trainable params: N || all params: M || trainable%: P", where M counts
 /// the base parameters once (tied weights once) plus every adapter tensor.
+///
+/// With ReFT interventions (params of peft-insert-interventions), pyreft's
+/// ReftModel.print_trainable_parameters() instead:
+/// "trainable intervention params: I || trainable model params: N\n
+/// model params: M || trainable%: P", M without the interventions, P the
+/// Python repr of 100·(I + N)/M.
 struct TrainableCount {
   int64_t trainable = 0;
   int64_t all = 0;
+  int64_t interventions = 0;
   std::string line() const;
 };
 mlir::FailureOr<TrainableCount>

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/autodiff/GradientRules.h"
+#include "passes/autodiff/ReftGradientRules.h"
 
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
@@ -1266,6 +1267,19 @@ const GradientEntry kTable[] = {
        if (g.needs(1))
          g.setGrad(1, g.mul(g.dout(), g.in(0)));
      }},
+    // dx = dy·mask/(1 − p): the same dropout (step, seed, stream) applied
+    // to dy redraws the forward's mask, so no mask is kept for backward.
+    {"peft.dropout", Rule,
+     [](G &g) {
+       g.setGrad(0, g.create("peft.dropout", {g.dout(), g.in(1)},
+                             g.op()->getAttrs(), g.dout().getType()));
+     }},
+    // ReFT (passes/autodiff/ReftGradientRules.cpp).
+    {"peft.householder_orthogonal", Rule, householderOrthogonalGrad},
+    {"peft.loreft", Rule, loreftGrad},
+    {"peft.nodireft", Rule, nodireftGrad},
+    {"peft.reft_positions", None, nullptr},
+    {"peft.intervention_mask", None, nullptr},
     {"peft.cross_entropy", Rule, crossEntropyGrad},
     {"peft.mse", Rule, mseGrad},
 
@@ -1273,6 +1287,7 @@ const GradientEntry kTable[] = {
     {"nn.conv_weight_grad", BackwardOnly, nullptr},
     {"nn.max_pool_grad", BackwardOnly, nullptr},
     {"nn.avg_pool_grad", BackwardOnly, nullptr},
+    {"peft.householder_orthogonal_grad", BackwardOnly, nullptr},
 };
 
 } // namespace

@@ -50,6 +50,22 @@ ForCausalLMLoss casts logits to f32).
 
 Every case starts from its initial_adapter/ (PEFT draws A, and B with
 init_lora_weights false, from torch's RNG, which peftc does not reproduce).
+
+Prompt tuning (PEFT's PROMPT_TUNING) runs as PEFT runs it: P virtual token
+embeddings in front of every example, the attention mask prefixed with ones
+and the labels with -100 (as PeftModelForCausalLM.forward does when given
+labels).
+
+Bottleneck adapters (`seq_bn`, `double_seq_bn`, `par_bn`) are trained with the
+`adapters` library itself (adapter-hub, 1.2.0: the release pinned to
+transformers ~=4.51.3; `pip install --no-deps adapters==1.2.0`): adapters.init
+on the f64 model, add_adapter with the library's SeqBnConfig /
+DoubleSeqBnConfig / ParBnConfig, train_adapter. Their initial_adapter/ and
+final_adapter/ are the library's save_adapter(use_safetensors=True) folders
+(adapter.safetensors + adapter_config.json), and trainable_line is PEFT's
+print_trainable_parameters() format computed on that model (trainable =
+the adapter's parameters, all = base + adapter); losses.json also keeps the
+library's own adapter_summary().
 """
 
 from __future__ import annotations
@@ -333,6 +349,9 @@ class Case:
     # The spec's methods in peftc's list form, when it differs from the flat
     # PEFT form (e.g. LoRA + BitFit written as two methods).
     spec_methods: Optional[List[Dict[str, Any]]] = None
+    # "peft" (Hugging Face PEFT) or "adapters" (the adapters library's
+    # bottleneck configs, the spec's peft_type naming the preset).
+    library: str = "peft"
 
 
 CASES = [
@@ -393,6 +412,28 @@ CASES = [
          description="LoRA on q,v starting from B != 0 (init_lora_weights false: "
                      "start from initial_adapter), linear schedule with 2 warmup "
                      "steps, gradient accumulation 2 (4 data rows), clipping at 0.5"),
+    Case("prompt_tuning_llama", "llama",
+         {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4,
+          "prompt_tuning_init": "RANDOM"},
+         lr=1e-1,
+         description="prompt tuning: 4 virtual tokens (RANDOM init) in front of "
+                     "every example; the graph is compiled at 8 + 4 positions"),
+    Case("seq_bn_llama", "llama",
+         {"peft_type": "SEQ_BN", "reduction_factor": 4},
+         library="adapters",
+         description="adapters' seq_bn (Pfeiffer: after the FFN, relu, bert init) "
+                     "with reduction_factor 4 (bottleneck 8)"),
+    Case("double_seq_bn_llama", "llama",
+         {"peft_type": "DOUBLE_SEQ_BN", "reduction_factor": 8},
+         library="adapters",
+         description="adapters' double_seq_bn (Houlsby: after attention and after "
+                     "the FFN, swish) with reduction_factor 8 (bottleneck 4)"),
+    Case("par_bn_llama", "llama",
+         {"peft_type": "PAR_BN"},
+         library="adapters",
+         description="adapters' par_bn (parallel to the FFN, relu, scaling 4.0, "
+                     "reduction_factor 2, mam_adapter init: the up-projection starts "
+                     "at zero)"),
 ]
 
 
@@ -400,8 +441,10 @@ CASES = [
 
 
 def peft_config(fields: Dict[str, Any]):
-    from peft import IA3Config, LoraConfig
+    from peft import IA3Config, LoraConfig, PromptTuningConfig
     kw = {k: v for k, v in fields.items() if k != "peft_type"}
+    if fields["peft_type"] == "PROMPT_TUNING":
+        return PromptTuningConfig(task_type="CAUSAL_LM", **kw)
     if fields["peft_type"] == "LORA":
         return LoraConfig(task_type="CAUSAL_LM", **kw)
     if fields["peft_type"] == "IA3":
@@ -455,11 +498,80 @@ def spec_yaml(case: Case, data: Dict[str, torch.Tensor]) -> str:
 def save_adapter(model, path: str) -> None:
     """PEFT's save_pretrained, less the model-card README.md it writes."""
     model.save_pretrained(path)
-    os.remove(os.path.join(path, "README.md"))
+    readme = os.path.join(path, "README.md")
+    if os.path.exists(readme):  # the adapters library writes none
+        os.remove(readme)
 
 
 def dir_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def bottleneck_config(fields: Dict[str, Any]):
+    from adapters import DoubleSeqBnConfig, ParBnConfig, SeqBnConfig
+    kw = {k: v for k, v in fields.items() if k != "peft_type"}
+    return {"SEQ_BN": SeqBnConfig, "DOUBLE_SEQ_BN": DoubleSeqBnConfig,
+            "PAR_BN": ParBnConfig}[fields["peft_type"]](**kw)
+
+
+BOTTLENECK_NAME = "bottleneck"
+
+
+def adapters_init(model: torch.nn.Module) -> None:
+    """adapters.init, with transformers' own LLaMA attention forward put back:
+    adapters 1.2.0's LlamaAttentionWithAdapters transposes the attention
+    output a second time under transformers 4.51 (whose eager_attention_forward
+    already returns [batch, seq, heads, head_dim]), which scrambles heads and
+    positions; upstream fixed it in 55fa9baf7 ("Upgrade Transformers to
+    v4.57.x"). Without prefix tuning the two forwards are otherwise the same.
+    The library's decoder layer (where the bottleneck layers are called) and
+    its bottleneck modules are kept."""
+    import adapters
+    from adapters.models.llama.modeling_llama import LlamaAttentionWithAdapters
+    from transformers.models.llama.modeling_llama import LlamaAttention
+    adapters.init(model)
+    for mod in model.modules():
+        if isinstance(mod, LlamaAttentionWithAdapters):
+            mod.forward = LlamaAttention.forward.__get__(mod)
+
+
+class AdaptersModel:
+    """The adapters library's model with a PEFT-like face for run_case."""
+
+    def __init__(self, base: torch.nn.Module, fields: Dict[str, Any]):
+        self.model = base
+        adapters_init(self.model)
+        self.model.add_adapter(BOTTLENECK_NAME, config=bottleneck_config(fields))
+        self.model.train_adapter(BOTTLENECK_NAME)
+        # The library builds its modules in the default dtype.
+        for name, p in self.model.named_parameters():
+            if ".adapters." in name:
+                p.data = p.data.double()
+        self.model.eval()
+
+    def __call__(self, **kw):
+        return self.model(**kw)
+
+    def named_parameters(self):
+        return self.model.named_parameters()
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def print_trainable_parameters(self):
+        # PEFT's format and arithmetic (peft_model.get_nb_trainable_parameters).
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || "
+              f"trainable%: {100 * trainable / total:.4f}")
+
+    def save_pretrained(self, path: str) -> None:
+        self.model.save_adapter(path, BOTTLENECK_NAME, with_head=False,
+                                use_safetensors=True)
+
+    def summary(self) -> str:
+        return self.model.adapter_summary()
 
 
 def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
@@ -479,7 +591,14 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
              for i in range(case.grad_accum)]
 
     torch.manual_seed(case.seed)
-    model = get_peft_model(f64_model(bases[case.model]), peft_config(case.peft))
+    virtual = case.peft.get("num_virtual_tokens", 0) \
+        if case.peft["peft_type"] == "PROMPT_TUNING" else 0
+    if case.library == "adapters":
+        model = AdaptersModel(f64_model(bases[case.model]), case.peft)
+    else:
+        model = get_peft_model(f64_model(bases[case.model]), peft_config(case.peft))
+        if virtual:
+            model.prompt_encoder.double()  # PEFT builds it in the default dtype
     model.eval()  # no base dropout; LoRA dropout is 0 anyway
     line = trainable_line(model)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -488,7 +607,7 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
             raise RuntimeError(f"{case.name}: {n} is {p.dtype}, not float64")
     save_adapter(model, os.path.join(out_dir, "initial_adapter"))
 
-    decay = set(decay_names(model))
+    decay = set(decay_names(model.model if isinstance(model, AdaptersModel) else model))
     groups = [
         {"params": [p for n, p in trainable if n in decay], "weight_decay": case.weight_decay},
         {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0},
@@ -499,10 +618,14 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
                           num_training_steps=case.steps)
     params = [p for _, p in trainable]
 
-    def loss_of(batch) -> torch.Tensor:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       use_cache=False, return_dict=True).logits
-        return causal_ce(logits, batch["labels"])
+    def loss_of(batch, m=None) -> torch.Tensor:
+        logits = (m or model)(input_ids=batch["input_ids"],
+                              attention_mask=batch["attention_mask"],
+                              use_cache=False, return_dict=True).logits
+        labels = batch["labels"]
+        if virtual:  # PeftModelForCausalLM.forward's prefix_labels
+            labels = torch.cat([torch.full((labels.shape[0], virtual), -100), labels], 1)
+        return causal_ce(logits, labels)
 
     losses, micro_losses, grad_norms, lrs, clipped = [], [], [], [], []
     with softmax_keeps_f64():
@@ -543,21 +666,41 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
     # bias="lora_only", huggingface/peft#3306) are listed and patched in from
     # final_trainable before the loss is compared.
     with softmax_keeps_f64(), torch.no_grad():
-        reloaded = PeftModel.from_pretrained(f64_model(bases[case.model]),
-                                             os.path.join(out_dir, "final_adapter")).eval()
+        if case.library == "adapters":
+            reloaded = f64_model(bases[case.model])
+            adapters_init(reloaded)
+            name = reloaded.load_adapter(os.path.join(out_dir, "final_adapter"),
+                                         with_head=False, use_safetensors=True)
+            reloaded.set_active_adapters(name)
+            reloaded.eval()
+            # The library loads into modules of the default dtype (f32): read
+            # the f64 file again into f64 parameters.
+            stored = load_torch(os.path.join(out_dir, "final_adapter",
+                                             "adapter.safetensors"))
+            for pname, p in reloaded.named_parameters():
+                if pname in stored:
+                    p.data = stored[pname].clone()
+        else:
+            reloaded = PeftModel.from_pretrained(f64_model(bases[case.model]),
+                                                 os.path.join(out_dir, "final_adapter")).eval()
+            if virtual:
+                # PEFT loads into its f32 prompt encoder; read the f64 file again.
+                reloaded.prompt_encoder.double()
+                reloaded.prompt_encoder.default.embedding.weight.copy_(load_torch(
+                    os.path.join(out_dir, "final_adapter", "adapter_model.safetensors"))
+                    ["prompt_embeddings"])
         rparams = dict(reloaded.named_parameters())
         not_saved = sorted(n for n, t in final.items() if not torch.equal(rparams[n], t))
         for n in not_saved:
             rparams[n].copy_(final[n])
-        reloaded_loss = sum(
-            causal_ce(reloaded(input_ids=mb["input_ids"], attention_mask=mb["attention_mask"],
-                               use_cache=False).logits, mb["labels"]).item()
-            for mb in micro) / case.grad_accum
+        reloaded_loss = sum(loss_of(mb, reloaded).item() for mb in micro) / case.grad_accum
     if abs(reloaded_loss - final_loss) > 1e-12 * abs(final_loss):
         raise RuntimeError(f"{case.name}: final_adapter reloaded gives loss {reloaded_loss!r}, "
                            f"trained model {final_loss!r}")
 
-    saved = load_torch(os.path.join(out_dir, "final_adapter", "adapter_model.safetensors"))
+    saved = load_torch(os.path.join(out_dir, "final_adapter",
+                                    "adapter.safetensors" if case.library == "adapters"
+                                    else "adapter_model.safetensors"))
     import peft
     import transformers
     record = {
@@ -587,6 +730,12 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
         "adapter_keys": {k: list(v.shape) for k, v in sorted(saved.items())},
         "trained_but_not_in_final_adapter": not_saved,
     }
+    if case.library == "adapters":
+        import adapters
+        record["versions"]["adapters"] = adapters.__version__
+        record["adapter_summary"] = model.summary()
+    if virtual:
+        record["compiled_sequence_length"] = SEQ + virtual
     with open(os.path.join(out_dir, "losses.json"), "w") as f:
         json.dump(record, f, indent=1)
         f.write("\n")
@@ -631,6 +780,29 @@ Per case, in `<case>/`:
 | case | model | method | lr | schedule / accum / clip | loss first → last (drop) | `trainable_line` |
 |---|---|---|---|---|---|---|
 {cases}
+
+## Prompt tuning and bottleneck adapters
+
+- `prompt_tuning_llama` is PEFT's PROMPT_TUNING: the data rows are 8 tokens;
+  PEFT puts 4 virtual token embeddings in front (mask ones, labels -100), so
+  peftc compiles the graph at 12 positions (`losses.json`
+  `compiled_sequence_length`). The adapter key is `prompt_embeddings` [4, 32];
+  the trained parameter is `prompt_encoder.default.embedding.weight`.
+- `seq_bn_llama`, `double_seq_bn_llama`, `par_bn_llama` are trained with the
+  `adapters` library (1.2.0, the release for transformers 4.51.3; installed
+  with `pip install --no-deps adapters==1.2.0`), its `SeqBnConfig`,
+  `DoubleSeqBnConfig`, `ParBnConfig`. Their `initial_adapter/` and
+  `final_adapter/` are the library's `save_adapter(..., with_head=False,
+  use_safetensors=True)` folders: `adapter.safetensors` (keys
+  `model.layers.N.{attention,output}_adapters.adapters.bottleneck.adapter_{down.0,up}.{weight,bias}`)
+  and the library's `adapter_config.json`. `trainable_line` is PEFT's format
+  computed on that model; `adapter_summary` is the library's own table.
+- adapters 1.2.0's `LlamaAttentionWithAdapters` transposes the attention
+  output twice under transformers 4.51 (upstream fixed it in 55fa9baf7), so
+  the generator puts transformers' `LlamaAttention.forward` back on the
+  attention modules; the library's decoder layer and bottleneck modules are
+  used as they are. With the adapter's up-projection at zero (`par_bn`'s
+  init) the loss is the base model's, 5.1777.
 
 ## Spec fields used
 

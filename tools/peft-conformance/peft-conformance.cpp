@@ -5,8 +5,11 @@
 // supported, runs it on the reference evaluator and compares each output with
 // output_*.pb (floats: |a-b| <= atol + rtol*|b|; integers and bool exactly).
 // Prints "N passed, N failed" plus the skipped tests grouped by missing op.
+// With --compiled, every passing test also runs through peftc's lowering,
+// JIT-compiled loop kernels and the runtime (Compiled.cpp).
 //
 //===----------------------------------------------------------------------===//
+#include "Compiled.h"
 #include "codegen/reference/Evaluator.h"
 #include "frontends/onnx/Importer.h"
 #include "frontends/onnx/ModelLoader.h"
@@ -55,6 +58,18 @@ static cl::opt<std::string> opsDoc(
     cl::desc("Write docs/ops.md: every supported op with its opset range and "
              "passing node tests"),
     cl::init(""), cl::cat(cat));
+
+static cl::opt<bool> compiled(
+    "compiled",
+    cl::desc("Also run every test that passes on the reference evaluator "
+             "through compiled kernels and the runtime"),
+    cl::cat(cat));
+static cl::opt<unsigned>
+    compiledBatch("compiled-batch",
+                  cl::desc("Tests whose kernels share one JIT compilation"),
+                  cl::init(200), cl::cat(cat));
+/// The tests that passed on the reference evaluator, for --compiled.
+static std::vector<conformance::CompiledCase> compiledCases;
 
 static std::vector<std::string> listDir(const std::string &dir) {
   std::vector<std::string> out;
@@ -260,6 +275,14 @@ static Outcome runTest(const std::string &dir, const std::string &name,
       if (!close((*results)[i], expected[i], w))
         return why = "output " + std::to_string(i) + ": " + w, Outcome::Fail;
     }
+    if (compiled) {
+      conformance::CompiledCase c{
+          name, dir + "/model.onnx", options, {}, expected};
+      for (auto &[n, t] : inputs)
+        if (!options.constantInputs.count(n))
+          c.inputs.push_back({n, t});
+      compiledCases.push_back(std::move(c));
+    }
     return Outcome::Pass;
   }
   return why = "unreachable", Outcome::Fail;
@@ -360,10 +383,21 @@ int main(int argc, char **argv) {
   }
   llvm::outs() << "conformance: " << passed << " passed, " << failed
                << " failed\n";
+  int compiledPassed = 0, compiledFailed = 0;
+  if (compiled) {
+    conformance::runCompiled(
+        compiledCases, compiledBatch,
+        [](const Tensor &got, const Tensor &want, std::string &why) {
+          return close(got, want, why);
+        },
+        verbose, compiledPassed, compiledFailed);
+    llvm::outs() << "compiled: " << compiledPassed << " passed, "
+                 << compiledFailed << " failed\n";
+  }
   if (passed < minPass) {
     llvm::outs() << "conformance: fewer than the required " << minPass
                  << " tests pass\n";
     return 1;
   }
-  return failed ? 1 : 0;
+  return failed || compiledFailed ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 //===- peft-opt.cpp - run any peftc pass alone
 //------------------------------===//
+#include "dialects/kern/KernOps.h"
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
 #include "passes/Passes.h"
@@ -12,7 +13,7 @@
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<mlir::func::FuncDialect, peft::nn::NNDialect,
-                  peft::pir::PeftDialect>();
+                  peft::pir::PeftDialect, peft::kern::KernDialect>();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();

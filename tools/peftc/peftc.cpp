@@ -6,6 +6,12 @@
 #include "passes/analysis/ModuleNames.h"
 #include "tools/Version.h"
 #include "tools/common/Diagnostics.h"
+#include "tools/peftc/Pipeline.h"
+#include "frontends/spec/AdapterConfig.h"
+#ifdef PEFTC_HAVE_COMPILE
+#include "tools/peftc/Compile.h"
+#endif
+#include "llvm/Support/FileSystem.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -50,11 +56,48 @@ static cl::opt<std::string> inputFile(cl::Positional,
 static cl::opt<std::string>
     outputFile("o", cl::desc("Output file (default: stdout)"),
                cl::value_desc("file"), cl::init("-"), cl::cat(peftcCategory));
-enum class EmitKind { MLIR };
-static cl::opt<EmitKind>
-    emit("emit", cl::desc("What to produce"), cl::init(EmitKind::MLIR),
-         cl::values(clEnumValN(EmitKind::MLIR, "mlir", "the IR after import")),
-         cl::cat(peftcCategory));
+enum class EmitKind { MLIR, Trainer, Shared, Object };
+static cl::opt<EmitKind> emit(
+    "emit",
+    cl::desc("What to produce (default: a trainer when --spec and -o are "
+             "given and the output name does not end in .mlir, else the IR)"),
+    cl::init(EmitKind::MLIR),
+    cl::values(
+        clEnumValN(EmitKind::MLIR, "mlir",
+                   "the IR (with --spec: after --stage)"),
+        clEnumValN(EmitKind::Trainer, "trainer",
+                   "a training executable (needs --spec and -o)"),
+        clEnumValN(EmitKind::Shared, "shared",
+                   "a shared object for peft::rt::Program::loadShared"),
+        clEnumValN(EmitKind::Object, "object",
+                   "the program and kernels as one relocatable object")),
+    cl::cat(peftcCategory));
+static cl::opt<bool> printMemoryPlan(
+    "print-memory-plan",
+    cl::desc("When compiling, print the arena's peak bytes and the sum of all "
+             "buffers"),
+    cl::cat(peftcCategory));
+static cl::opt<bool> keepObject(
+    "keep-object",
+    cl::desc("Keep the object file beside the output (<output>.o)"),
+    cl::cat(peftcCategory));
+static cl::opt<peft::driver::Stage> stage(
+    "stage",
+    cl::desc("With --spec, where the training pipeline stops (default: "
+             "train)"),
+    cl::init(peft::driver::Stage::Train),
+    cl::values(clEnumValN(peft::driver::Stage::Adapters, "adapters",
+                          "insert-adapters, freeze: @forward with adapters"),
+               clEnumValN(peft::driver::Stage::Loss, "loss",
+                          "+ build-loss: @loss"),
+               clEnumValN(peft::driver::Stage::Train, "train",
+                          "+ differentiate, optimizer: @train_step")),
+    cl::cat(peftcCategory));
+static cl::opt<int64_t> totalSteps(
+    "total-steps",
+    cl::desc("Optimizer steps of the run, for a linear or cosine schedule "
+             "whose spec leaves total_steps unset"),
+    cl::value_desc("N"), cl::init(0), cl::cat(peftcCategory));
 static cl::list<std::string> inputShapes(
     "input-shape",
     cl::desc("Static shape of a graph input, e.g. input_ids=8x128 (repeatable, "
@@ -85,6 +128,11 @@ static cl::opt<bool> printTrainable(
     cl::desc("Print PEFT's 'trainable params: N || all params: M || "
              "trainable%: P' for the spec"),
     cl::cat(peftcCategory));
+static cl::opt<bool> printStepStats(
+    "print-step-stats",
+    cl::desc("Print the training step's forward and backward GEMMs, FLOPs and "
+             "kept activation bytes (the peft-step-stats pass)"),
+    cl::cat(peftcCategory));
 static cl::opt<std::string> initAdapter(
     "init-adapter",
     cl::desc("Start the adapters from this PEFT adapter (save_pretrained "
@@ -105,16 +153,6 @@ static LogicalResult attachSpec(ModuleOp module,
   for (const std::string &warning : resolved.warnings)
     llvm::errs() << warning << "\n";
   return success();
-}
-
-/// The training pipeline as far as it goes: adapters, freezing, the loss.
-static void addTrainingPasses(PassManager &pm, bool withLoss) {
-  peft::InsertAdaptersOptions insert;
-  insert.initAdapter = initAdapter;
-  pm.addPass(peft::createInsertAdapters(insert));
-  pm.addPass(peft::createFreezeParams());
-  if (withLoss)
-    pm.addPass(peft::createBuildLoss());
 }
 
 int main(int argc, char **argv) {
@@ -156,17 +194,46 @@ int main(int argc, char **argv) {
       return 1;
     }
     // The spec's shapes also name data the model does not take (labels):
-    // the importer uses those of graph inputs, --input-shape wins.
+    // the importer uses those of graph inputs, --input-shape wins. Prompt
+    // tuning compiles the model at T + P positions (spec::importShape).
     for (const peft::spec::InputShape &input : spec.training.inputs)
-      options.dataShapes[input.name] = input.dims;
-  } else if (printSpec || printTrainable || !initAdapter.empty()) {
+      options.dataShapes[input.name] = peft::spec::importShape(spec, input);
+  } else if (printSpec || printTrainable || printStepStats ||
+             !initAdapter.empty() ||
+             stage.getNumOccurrences() || totalSteps.getNumOccurrences()) {
     llvm::errs() << "peftc: error: --"
-                 << (printSpec        ? "print-spec"
-                     : printTrainable ? "print-trainable"
-                                      : "init-adapter")
+                 << (printSpec                  ? "print-spec"
+                     : printTrainable           ? "print-trainable"
+                     : printStepStats           ? "print-step-stats"
+                     : !initAdapter.empty()     ? "init-adapter"
+                     : stage.getNumOccurrences() ? "stage"
+                                                 : "total-steps")
                  << " needs --spec\n";
     return 1;
   }
+  if (totalSteps < 0) {
+    llvm::errs() << "peftc: error: --total-steps must be >= 0, got "
+                 << totalSteps << "\n";
+    return 1;
+  }
+
+  EmitKind emitKind = emit;
+  if (!emit.getNumOccurrences() && !specFile.empty() && outputFile != "-" &&
+      !llvm::StringRef(outputFile).ends_with(".mlir") &&
+      !printSpec && !printTrainable && !printStepStats && !listTargets)
+    emitKind = EmitKind::Trainer;
+  bool compiling = emitKind != EmitKind::MLIR;
+  if (compiling && (specFile.empty() || outputFile == "-")) {
+    llvm::errs() << "peftc: error: compiling a trainer or program needs "
+                    "--spec and -o <file>\n";
+    return 1;
+  }
+  if (compiling && stage != peft::driver::Stage::Train) {
+    llvm::errs() << "peftc: error: a program is compiled from the whole "
+                    "training step; drop --stage\n";
+    return 1;
+  }
+  peft::spec::ResolvedTargets resolved;
 
   MLIRContext context;
   context.printOpOnDiagnostic(false);
@@ -192,7 +259,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!specFile.empty()) {
-    peft::spec::ResolvedTargets resolved;
     if (failed(attachSpec(*module, spec, resolved)))
       return 1;
     if (printSpec) {
@@ -211,7 +277,21 @@ int main(int argc, char **argv) {
     PassManager training(&context);
     if (failed(applyPassManagerCLOptions(training)))
       return 1;
-    addTrainingPasses(training, /*withLoss=*/!printTrainable);
+    peft::driver::PipelineOptions pipeline;
+    pipeline.initAdapter = initAdapter;
+    pipeline.totalSteps = totalSteps;
+    // Counting trainable params needs the adapters only.
+    pipeline.stage = printTrainable ? peft::driver::Stage::Adapters : stage;
+    peft::driver::buildTrainingPipeline(training, pipeline);
+    if (printStepStats) {
+      if (pipeline.stage != peft::driver::Stage::Train) {
+        llvm::errs() << "peftc: error: --print-step-stats needs the whole "
+                        "training step (--stage=train)\n";
+        return 1;
+      }
+      training.addPass(peft::createStepStats());
+      return failed(training.run(*module)) ? 1 : 0;
+    }
     if (failed(training.run(*module)))
       return 1;
     if (printTrainable) {
@@ -222,6 +302,32 @@ int main(int argc, char **argv) {
       llvm::outs() << count->line() << "\n";
       return 0;
     }
+  }
+
+  if (compiling) {
+#ifdef PEFTC_HAVE_COMPILE
+    peft::driver::CompileOptions compile;
+    compile.kind = emitKind == EmitKind::Shared   ? peft::driver::OutputKind::Shared
+                   : emitKind == EmitKind::Object ? peft::driver::OutputKind::Object
+                                                  : peft::driver::OutputKind::Trainer;
+    compile.output = outputFile;
+    llvm::SmallString<256> model(inputFile);
+    llvm::sys::fs::make_absolute(model);
+    compile.modelPath = std::string(model);
+    compile.seed = spec.training.seed;
+    // Methods PEFT has no config for (ReFT, BitFit on named biases, ...)
+    // save their tensors without an adapter_config.json.
+    std::string configError;
+    compile.adapterConfigJson =
+        peft::spec::adapterConfigJson(spec, &resolved, configError);
+    compile.printMemoryPlan = printMemoryPlan;
+    compile.keepObject = keepObject;
+    return failed(peft::driver::compileProgram(*module, compile)) ? 1 : 0;
+#else
+    llvm::errs() << "peftc: error: this peftc was built without the CPU "
+                    "code generator\n";
+    return 1;
+#endif
   }
 
   std::string err;

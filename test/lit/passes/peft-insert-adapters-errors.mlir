@@ -32,19 +32,6 @@ module attributes {peft.spec = "{peft_type: LORA, target_modules: [q_prj]}"} {
 
 // -----
 
-// Adapter dropout needs a dropout op the peft dialect does not have yet.
-module attributes {peft.spec = "{peft_type: LORA, lora_dropout: 0.1, target_modules: [q_proj]}"} {
-  peft.param @q_proj.weight : tensor<4x4xf32> frozen value dense<1.0> : tensor<4x4xf32>
-  func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
-    %w = peft.use @q_proj.weight : tensor<4x4xf32>
-    // expected-error @below {{lora_dropout = 1.000000e-01 is not supported yet: the peft dialect has no dropout op}}
-    %y = nn.matmul %x, %w : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32>
-    return %y : tensor<2x4xf32>
-  }
-}
-
-// -----
-
 // Running the pass on an adapted module: a module takes one adapter.
 module attributes {peft.spec = "{peft_type: LORA, r: 1, target_modules: [q_proj]}"} {
   peft.param @q_proj.weight : tensor<4x4xf32> frozen value dense<1.0> : tensor<4x4xf32>

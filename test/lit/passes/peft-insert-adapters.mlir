@@ -155,3 +155,47 @@ module attributes {peft.spec = "{peft_type: FREEZE_LAYERS, last_n_layers: 1}"} {
 // CHECK:       peft.param @"onnx::MatMul_1" : tensor<4x4xf32> frozen
 // CHECK:       peft.param @"onnx::MatMul_2" : tensor<4x5xf32> trainable {{.*}} {peft.key = "h.1.fc.weight", peft.key_transposed}
 // CHECK:       peft.param @h.1.ln.weight : tensor<5xf32> trainable {{.*}} {peft.key = "h.1.ln.weight"}
+
+// -----
+
+// lora_dropout > 0: PEFT applies dropout to the input of the low-rank path
+// only (lora_B(lora_A(dropout(x)))), and DoRA's dropout form reads the same
+// dropped input; the base product reads x. Each dropout draws its mask from
+// the spec's seed, the step counter (a new first argument marked peft.step)
+// and its own stream number.
+module attributes {peft.spec = "{methods: [{peft_type: LORA, r: 2, lora_dropout: 0.1, target_modules: [q_proj]}, {peft_type: LORA, r: 2, use_dora: true, lora_dropout: 0.25, target_modules: [v_proj]}], training: {seed: 7}}"} {
+  peft.param @q.weight : tensor<4x4xf32> frozen value dense<1.0> : tensor<4x4xf32>
+  peft.param @v.weight : tensor<4x4xf32> frozen value dense<1.0> : tensor<4x4xf32>
+  func.func @forward(%x: tensor<2x4xf32> {nn.name = "x"}) -> (tensor<2x4xf32> {nn.name = "y"}) {
+    %wq = peft.use @q.weight : tensor<4x4xf32>
+    %q = nn.matmul %x, %wq : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32> loc("/layers.0/q_proj/MatMul")
+    %wv = peft.use @v.weight : tensor<4x4xf32>
+    %v = nn.matmul %q, %wv : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32> loc("/layers.0/v_proj/MatMul")
+    return %v : tensor<2x4xf32>
+  }
+}
+
+// CHECK-LABEL: module attributes {peft.spec
+// CHECK:       func.func @forward(%[[STEP:.*]]: tensor<i64> {peft.step}, %[[X:.*]]: tensor<2x4xf32> {nn.name = "x"})
+// CHECK:       %[[XD:.*]] = peft.dropout %[[X]], %[[STEP]] {p = 1.000000e-01 : f64, peft.module = "layers.0.q_proj", seed = 7 : i64, stream = 0 : i64} : tensor<2x4xf32>, tensor<i64>
+// CHECK:       %[[Q:.*]] = peft.lora %[[X]], %{{.*}}, %{{.*}}, %{{.*}} adapter_input %[[XD]]
+// CHECK:       %[[QD:.*]] = peft.dropout %[[Q]], %[[STEP]] {p = 2.500000e-01 : f64, peft.module = "layers.0.v_proj", seed = 7 : i64, stream = 1 : i64}
+// CHECK:       peft.dora %[[Q]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} adapter_input %[[QD]]
+
+// -----
+
+// lora_dropout: 0 (PEFT's default) inserts no dropout and no step argument.
+module attributes {peft.spec = "{peft_type: LORA, r: 2, lora_dropout: 0.0, target_modules: [q_proj]}"} {
+  peft.param @q.weight : tensor<4x4xf32> frozen value dense<1.0> : tensor<4x4xf32>
+  func.func @forward(%x: tensor<2x4xf32> {nn.name = "x"}) -> (tensor<2x4xf32> {nn.name = "y"}) {
+    %wq = peft.use @q.weight : tensor<4x4xf32>
+    %q = nn.matmul %x, %wq : tensor<2x4xf32>, tensor<4x4xf32> -> tensor<2x4xf32> loc("/layers.0/q_proj/MatMul")
+    return %q : tensor<2x4xf32>
+  }
+}
+
+// CHECK-LABEL: module attributes {peft.spec
+// CHECK:       func.func @forward(%{{.*}}: tensor<2x4xf32> {nn.name = "x"})
+// CHECK-NOT:   peft.dropout
+// CHECK:       peft.lora
+// CHECK-NOT:   adapter_input

@@ -593,6 +593,58 @@ func.func @norm(%x: tensor<3x4xf64>, %w: tensor<5x4xf64>, %a: tensor<2x4xf64>, %
   %r = peft.ia3 %h, %l : tensor<2x3x4xf64>, tensor<4xf64> -> tensor<2x3x4xf64>
   return %r : tensor<2x3x4xf64>
 })"},
+      // Dropout at a fixed training step (3) is linear in x; the rule
+      // redraws the mask. The second case feeds LoRA's adapter input, as
+      // peft-insert-adapters does with lora_dropout > 0.
+      {"dropout",
+       {F(), Ints({3})},
+       R"(func.func @f(%x: tensor<4x8xf64>, %s: tensor<i64>) -> tensor<4x8xf64> {
+  %r = peft.dropout %x, %s {p = 3.000000e-01 : f64, seed = 7 : i64, stream = 2 : i64} : tensor<4x8xf64>, tensor<i64>
+  return %r : tensor<4x8xf64>
+})"},
+      {"lora_dropout",
+       {F(), Frozen(), F(), F(), Ints({5})},
+       R"(func.func @f(%x: tensor<3x4xf64>, %w: tensor<5x4xf64>, %a: tensor<2x4xf64>, %b: tensor<5x2xf64>, %s: tensor<i64>) -> tensor<3x5xf64> {
+  %xd = peft.dropout %x, %s {p = 2.500000e-01 : f64, seed = 1 : i64, stream = 0 : i64} : tensor<3x4xf64>, tensor<i64>
+  %r = peft.lora %x, %w, %a, %b adapter_input %xd {scale = 0.5 : f64, weight_layout = "out_in"} : tensor<3x4xf64>, tensor<5x4xf64>, tensor<2x4xf64>, tensor<5x2xf64> -> tensor<3x5xf64>
+  return %r : tensor<3x5xf64>
+})"},
+
+      // ReFT. The Householder map's diagonal only picks column signs
+      // (int(X[j, j]), no gradient), so it is held at ±1.5 away from the
+      // truncation's jumps; the base is a frozen buffer.
+      {"householder_orthogonal",
+       {Values({-1.5, 0.3, -0.2, 0.4, 1.5, 0.1, -0.6, 0.25, -1.5, 0.5, -0.35,
+                0.7, -0.15, 0.45, 0.2}),
+        Frozen()},
+       R"(func.func @f(%x: tensor<5x3xf64>, %base: tensor<5x5xf64>) -> tensor<5x3xf64> {
+  %q = peft.householder_orthogonal %x, %base : tensor<5x3xf64>, tensor<5x5xf64> -> tensor<5x3xf64>
+  return %q : tensor<5x3xf64>
+})"},
+      // Rows named twice (2, 2) change once; -1 names none.
+      {"loreft",
+       {F(), F(), F(), F(), Ints({1, -1, 3, 0, 2, 2})},
+       R"(func.func @f(%h: tensor<2x4x3xf64>, %r: tensor<3x2xf64>, %w: tensor<2x3xf64>, %b: tensor<2xf64>, %p: tensor<2x3xi64>) -> tensor<2x4x3xf64> {
+  %y = peft.loreft %h, %r, %w, %b, %p : tensor<2x4x3xf64>, tensor<3x2xf64>, tensor<2x3xf64>, tensor<2xf64>, tensor<2x3xi64> -> tensor<2x4x3xf64>
+  return %y : tensor<2x4x3xf64>
+})"},
+      // LoReFT as pyreft builds it: R from the Householder map, positions
+      // from prompt lengths (f1+l1, one pad token before each prompt).
+      {"loreft_householder_positions",
+       {F(), Values({-1.5, 0.3, 0.4, 1.5, -0.6, 0.25, 0.5, -0.35}), Frozen(),
+        F(), F(), Ints({5, 2})},
+       R"(func.func @f(%h: tensor<2x6x4xf64>, %x: tensor<4x2xf64>, %base: tensor<4x4xf64>, %w: tensor<2x4xf64>, %b: tensor<2xf64>, %len: tensor<2xi64>) -> tensor<2x6x4xf64> {
+  %r = peft.householder_orthogonal %x, %base : tensor<4x2xf64>, tensor<4x4xf64> -> tensor<4x2xf64>
+  %p = peft.reft_positions %len {first_n = 1 : i64, last_n = 1 : i64, group = "all"} : tensor<2xi64> -> tensor<2x2xi64>
+  %y = peft.loreft %h, %r, %w, %b, %p : tensor<2x6x4xf64>, tensor<4x2xf64>, tensor<2x4xf64>, tensor<2xf64>, tensor<2x2xi64> -> tensor<2x6x4xf64>
+  return %y : tensor<2x6x4xf64>
+})"},
+      {"nodireft",
+       {F(), F(), F(), F(), Ints({1, -1, 3, 0, 2, 2})},
+       R"(func.func @f(%h: tensor<2x4x3xf64>, %w: tensor<2x3xf64>, %b: tensor<2xf64>, %p2: tensor<2x3xf64>, %p: tensor<2x3xi64>) -> tensor<2x4x3xf64> {
+  %y = peft.nodireft %h, %w, %b, %p2, %p : tensor<2x4x3xf64>, tensor<2x3xf64>, tensor<2xf64>, tensor<2x3xf64>, tensor<2x3xi64> -> tensor<2x4x3xf64>
+  return %y : tensor<2x4x3xf64>
+})"},
 
       // Losses: ignored labels, the causal shift, integer label types.
       {"cross_entropy",

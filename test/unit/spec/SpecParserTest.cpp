@@ -513,17 +513,20 @@ TEST(SpecParser, ErrorsCarryPositions) {
             "spec.yaml:3:7: error: 'bias' expects one of 'none', 'all', "
             "'lora_only', got 'lora'; did you mean 'lora_only'?");
   EXPECT_EQ(parseError("peft_type: LOREFT\n"),
-            "spec.yaml:1:12: error: peft_type 'LOREFT' is not supported yet "
-            "(it is planned for a later release); supported: 'LORA', 'IA3', "
-            "'BITFIT', 'FREEZE_LAYERS', 'FULL'");
+            "spec.yaml:1:1: error: a LOREFT method needs 'layers': 'all' or "
+            "the indices of the decoder layers to intervene on");
   EXPECT_EQ(parseError("peft_type: ADALORA\n"),
             "spec.yaml:1:12: error: peft_type 'ADALORA' is a PEFT method "
             "peftc does not support yet; supported: 'LORA', 'IA3', 'BITFIT', "
-            "'FREEZE_LAYERS', 'FULL'");
+            "'FREEZE_LAYERS', 'FULL', 'LOREFT', 'DIREFT', 'NODIREFT', "
+            "'PROMPT_TUNING', 'BOTTLENECK', 'SEQ_BN', 'DOUBLE_SEQ_BN', "
+            "'PAR_BN'");
   EXPECT_EQ(parseError("peft_type: LORRA\n"),
             "spec.yaml:1:12: error: peft_type 'LORRA' is not supported "
             "(unknown method); did you mean 'LORA'?; supported: 'LORA', "
-            "'IA3', 'BITFIT', 'FREEZE_LAYERS', 'FULL'");
+            "'IA3', 'BITFIT', 'FREEZE_LAYERS', 'FULL', 'LOREFT', 'DIREFT', "
+            "'NODIREFT', 'PROMPT_TUNING', 'BOTTLENECK', 'SEQ_BN', "
+            "'DOUBLE_SEQ_BN', 'PAR_BN'");
   EXPECT_EQ(
       parseError("peft_type: LORA\ntarget_modules: [q]\nuse_qalora: true\n"),
       "spec.yaml:3:13: error: 'use_qalora' is a PEFT LoRA feature peftc does "

@@ -10,10 +10,15 @@
 // step and every trained tensor must match the golden to 1e-9 relative.
 //
 //===----------------------------------------------------------------------===//
+#include "GoldenCase.h"
+
 #include "codegen/reference/Evaluator.h"
 #include "frontends/onnx/Importer.h"
+#include "frontends/spec/AdapterConfig.h"
 #include "frontends/spec/PeftSpec.h"
+#include "frontends/spec/TargetResolution.h"
 #include "passes/AdapterInit.h"
+#include "passes/AdapterSave.h"
 #include "passes/Passes.h"
 #include "passes/analysis/ModuleNames.h"
 #include "peft/SafeTensors.h"
@@ -21,6 +26,8 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -29,98 +36,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 using namespace mlir;
 using namespace peft;
+using namespace peft::golden;
 
 namespace {
-
-std::string goldenPath(const std::string &relative) {
-  return std::string(PEFT_GOLDENS_DIR) + "/" + relative;
-}
-
-/// PEFT's parameter name -> the key it saves the tensor under
-/// (`...lora_A.default.weight` -> `...lora_A.weight`,
-/// `lm_head.modules_to_save.default.weight` -> `lm_head.weight`).
-std::string keyOfPeftName(std::string name) {
-  auto erase = [&](const std::string &what, const std::string &with) {
-    size_t at = name.find(what);
-    if (at != std::string::npos)
-      name.replace(at, what.size(), with);
-  };
-  erase(".lora_magnitude_vector.default.weight", ".lora_magnitude_vector");
-  erase(".modules_to_save.default", "");
-  erase(".default", "");
-  return name;
-}
-
-double relative(double got, double want) {
-  return std::abs(got - want) / std::max(std::abs(want), 1e-300);
-}
-
-/// Rows [first, first + count) of a [rows, ...] tensor.
-Tensor rows(const Tensor &t, int64_t first, int64_t count) {
-  Shape shape = t.shape();
-  int64_t width = t.numel() / shape[0];
-  shape[0] = count;
-  Tensor out(t.dtype(), shape);
-  for (int64_t i = 0; i < count * width; ++i) {
-    if (isFloat(t.dtype()))
-      out.setDouble(i, t.getDouble(first * width + i));
-    else
-      out.setInt(i, t.getInt(first * width + i));
-  }
-  return out;
-}
-
-struct Golden {
-  llvm::json::Object json;
-  std::string model;
-  int64_t steps = 0;
-  std::vector<double> losses, gradNorms, lrs;
-  std::vector<std::vector<double>> microLosses;
-  double finalLoss = 0;
-};
-
-std::vector<double> numbers(const llvm::json::Array *array) {
-  std::vector<double> out;
-  if (array)
-    for (const llvm::json::Value &v : *array)
-      out.push_back(v.getAsNumber().value_or(std::nan("")));
-  return out;
-}
-
-bool readGolden(const std::string &caseName, Golden &g, std::string &error) {
-  auto buffer =
-      llvm::MemoryBuffer::getFile(goldenPath(caseName + "/losses.json"));
-  if (!buffer) {
-    error = "cannot read losses.json";
-    return false;
-  }
-  llvm::Expected<llvm::json::Value> value =
-      llvm::json::parse((*buffer)->getBuffer());
-  if (!value || !value->getAsObject()) {
-    error = "losses.json is not a JSON object";
-    return false;
-  }
-  g.json = *value->getAsObject();
-  g.model = g.json.getString("model").value_or("").str();
-  g.steps = g.json.getInteger("steps").value_or(0);
-  g.losses = numbers(g.json.getArray("losses"));
-  g.gradNorms = numbers(g.json.getArray("grad_norms"));
-  g.lrs = numbers(g.json.getArray("lrs"));
-  g.finalLoss = g.json.getNumber("final_loss").value_or(std::nan(""));
-  if (const llvm::json::Array *micro = g.json.getArray("micro_batch_losses"))
-    for (const llvm::json::Value &step : *micro)
-      g.microLosses.push_back(numbers(step.getAsArray()));
-  if (g.steps < 1 || (int64_t)g.losses.size() != g.steps ||
-      (int64_t)g.gradNorms.size() != g.steps ||
-      (int64_t)g.lrs.size() != g.steps) {
-    error = "losses.json lacks steps/losses/grad_norms/lrs";
-    return false;
-  }
-  return true;
-}
 
 class GoldenParity : public ::testing::TestWithParam<std::string> {};
 
@@ -150,7 +72,7 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   // As peftc does it: import with the spec's shapes, attach the spec.
   onnx_import::ImportOptions options;
   for (const spec::InputShape &input : spec.training.inputs)
-    options.dataShapes[input.name] = input.dims;
+    options.dataShapes[input.name] = spec::importShape(spec, input);
   std::string modelPath = goldenPath(caseName + "/" + golden.model);
   OwningOpRef<ModuleOp> module =
       onnx_import::importOnnxModel(ctx, modelPath, options);
@@ -162,11 +84,29 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   }
   ASSERT_TRUE(succeeded(analysis::annotateModules(*module))) << diagnostics;
   analysis::writeSpecAttr(*module, spec);
+  // The model's modules, for the saved adapter_config.json (below).
+  std::vector<spec::ModuleInfo> modules;
+  {
+    FailureOr<analysis::ModuleTable> table =
+        analysis::ModuleTable::build(*module);
+    ASSERT_TRUE(succeeded(table)) << diagnostics;
+    modules = table->moduleInfos();
+  }
 
   PassManager pm(&ctx);
   InsertAdaptersOptions insert;
-  insert.initAdapter = goldenPath(caseName + "/initial_adapter");
+  // ReFT cases (generate_reft.py) start from pyreft's interventions, the
+  // others from PEFT's initial adapter.
+  std::string interventions =
+      goldenPath(caseName + "/initial_interventions.safetensors");
+  bool reft = llvm::sys::fs::exists(interventions);
+  if (!reft)
+    insert.initAdapter = goldenPath(caseName + "/initial_adapter");
   pm.addPass(createInsertAdapters(insert));
+  InsertInterventionsOptions intervene;
+  if (reft)
+    intervene.initInterventions = interventions;
+  pm.addPass(createInsertInterventions(intervene));
   pm.addPass(createFreezeParams());
   pm.addPass(createBuildLoss());
   pm.addPass(createDifferentiateTrainable());
@@ -325,10 +265,174 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   }
   EXPECT_EQ(matched, trained.tensors.size())
       << caseName << ": some golden tensors were not trained";
+
+  // pyreft saves interventions in its own layout (no PEFT final_adapter);
+  // their trained tensors were compared above.
+  if (reft) {
+    std::printf("%s: %lld steps; worst relative error: loss %.1e, grad norm "
+                "%.1e, trained tensors %.1e (%zu)\n",
+                caseName.c_str(), (long long)golden.steps, lossErr, normErr,
+                tensorErr, matched);
+    return;
+  }
+
+  // The adapter as PEFT saves it: the keys (and shapes, in PEFT's layout)
+  // of final_adapter/adapter_model.safetensors, with our trained values.
+  // Bottleneck cases were saved by the adapters library (adapter.safetensors,
+  // its parameter names as keys), the others by PEFT.
+  bool adaptersLibrary = llvm::any_of(spec.methods, [](const auto &method) {
+    return method.bottleneck() != nullptr;
+  });
+  SafeTensorsFile peftAdapter;
+  ASSERT_TRUE(readSafeTensors(
+      goldenPath(caseName + (adaptersLibrary
+                                 ? "/final_adapter/adapter.safetensors"
+                                 : "/final_adapter/adapter_model.safetensors")),
+      peftAdapter, error))
+      << error;
+  auto saved = adapters::adapterTensors(
+      *module, [&](StringRef name) { return eval.paramValue(name); });
+  ASSERT_TRUE(succeeded(saved)) << diagnostics;
+  // PEFT 0.15 drops `bias: lora_only` biases from the file
+  // (huggingface/peft#3306: it looks for `<module>.bias` where the wrapped
+  // layer has `<module>.base_layer.bias`); peftc saves them, so the adapter
+  // loads in PEFT with the trained bias (docs/spec.md, "Saved adapters").
+  std::set<std::string> beyondPeft;
+  for (const spec::MethodSpec &method : spec.methods)
+    if (method.lora() && method.lora()->bias == spec::LoraBias::LoraOnly)
+      for (const auto &[name, tensor] : trained.tensors)
+        if (llvm::StringRef(name).ends_with(".base_layer.bias"))
+          beyondPeft.insert(keyOfPeftName(name));
+  std::map<std::string, Shape> ourKeys, peftKeys;
+  for (const auto &[key, tensor] : *saved)
+    if (!beyondPeft.count(key))
+      ourKeys[key] = tensor.shape();
+  for (const auto &[key, tensor] : peftAdapter.tensors)
+    peftKeys[key] = tensor.shape();
+  EXPECT_EQ(ourKeys, peftKeys)
+      << caseName << ": the saved keys or shapes differ from PEFT's";
+  std::string savedPath =
+      ::testing::TempDir() + "/" + caseName + "_adapter_model.safetensors";
+  ASSERT_TRUE(writeSafeTensors(savedPath, *saved, {}, error)) << error;
+  SafeTensorsFile ours;
+  ASSERT_TRUE(readSafeTensors(savedPath, ours, error)) << error;
+  double fileErr = 0;
+  for (const auto &[key, want] : peftAdapter.tensors) {
+    const Tensor *got = ours.find(key);
+    ASSERT_TRUE(got) << caseName << ": the saved adapter lacks " << key;
+    ASSERT_EQ(got->shape(), want.shape()) << key;
+    EXPECT_EQ(got->dtype(), want.dtype()) << key;
+    double diff = 0, ref = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      diff += std::pow(got->getDouble(i) - want.getDouble(i), 2);
+      ref += want.getDouble(i) * want.getDouble(i);
+    }
+    double err = std::sqrt(diff / std::max(ref, 1e-300));
+    fileErr = std::max(fileErr, err);
+    EXPECT_LT(err, 1e-9) << caseName << ": saved " << key
+                         << " differs from final_adapter's";
+  }
+  std::remove(savedPath.c_str());
+
+  // PEFT's PROMPT_TUNING adapter_config.json is a spec as it stands.
+  if (const spec::PromptTuningConfig *prompt =
+          spec.methods.front().promptTuning()) {
+    spec::PeftSpec peftSpec;
+    ASSERT_TRUE(spec::parseSpecFile(
+        goldenPath(caseName + "/final_adapter/adapter_config.json"), peftSpec,
+        error))
+        << error;
+    ASSERT_EQ(peftSpec.methods.size(), 1u);
+    ASSERT_TRUE(peftSpec.methods[0].promptTuning());
+    EXPECT_EQ(peftSpec.methods[0].promptTuning()->numVirtualTokens,
+              prompt->numVirtualTokens);
+  }
   std::printf("%s: %lld steps, accumulation %lld; worst relative error: "
-              "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu)\n",
+              "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu), saved "
+              "adapter %.1e (%zu tensors)\n",
               caseName.c_str(), (long long)golden.steps,
-              (long long)accumulation, lossErr, normErr, tensorErr, matched);
+              (long long)accumulation, lossErr, normErr, tensorErr, matched,
+              fileErr, peftAdapter.tensors.size());
+  // adapterConfigJson writes the LoRA family's adapter_config.json; the
+  // methods placed by structure are compared above.
+  if (adaptersLibrary || spec.methods.front().promptTuning())
+    return;
+
+  // adapter_config.json: PEFT's fields and values (target lists compared
+  // as sets: PEFT saves a Python set), and it reads back as a spec that
+  // adapts, trains and saves the same modules.
+  spec::ResolvedTargets resolved;
+  ASSERT_TRUE(spec::resolveTargets(spec, modules, resolved, error)) << error;
+  std::string configText = spec::adapterConfigJson(spec, &resolved, error);
+  ASSERT_FALSE(configText.empty()) << error;
+  auto peftConfigBuffer = llvm::MemoryBuffer::getFile(
+      goldenPath(caseName + "/final_adapter/adapter_config.json"));
+  ASSERT_TRUE(peftConfigBuffer);
+  llvm::Expected<llvm::json::Value> peftConfig =
+      llvm::json::parse((*peftConfigBuffer)->getBuffer());
+  llvm::Expected<llvm::json::Value> ourConfig = llvm::json::parse(configText);
+  ASSERT_TRUE(bool(peftConfig) && bool(ourConfig)) << configText;
+  const llvm::json::Object &want = *peftConfig->getAsObject();
+  const llvm::json::Object &got = *ourConfig->getAsObject();
+  auto asSet = [](const llvm::json::Value *v) {
+    std::set<std::string> out;
+    if (const llvm::json::Array *array = v ? v->getAsArray() : nullptr)
+      for (const llvm::json::Value &item : *array)
+        out.insert(item.getAsString().value_or("").str());
+    return out;
+  };
+  std::set<std::string> wantKeys, gotKeys;
+  for (const auto &entry : want)
+    wantKeys.insert(entry.first.str());
+  for (const auto &entry : got)
+    gotKeys.insert(entry.first.str());
+  EXPECT_EQ(gotKeys, wantKeys) << caseName << ": adapter_config.json fields";
+  for (const auto &entry : want) {
+    llvm::StringRef key = entry.first;
+    const llvm::json::Value *ourValue = got.get(key);
+    if (!ourValue)
+      continue;
+    if (key == "target_modules" || key == "feedforward_modules" ||
+        key == "modules_to_save")
+      EXPECT_EQ(asSet(ourValue), asSet(&entry.second))
+          << caseName << ": adapter_config.json " << key.str();
+    else
+      EXPECT_EQ(*ourValue, entry.second)
+          << caseName << ": adapter_config.json " << key.str() << " is "
+          << llvm::formatv("{0}", *ourValue).str() << ", PEFT wrote "
+          << llvm::formatv("{0}", entry.second).str();
+  }
+  spec::PeftSpec reread;
+  ASSERT_TRUE(spec::parseSpecString(configText, "adapter_config.json", reread,
+                                    error))
+      << error;
+  spec::ResolvedTargets rereadResolved;
+  ASSERT_TRUE(spec::resolveTargets(reread, modules, rereadResolved, error))
+      << error;
+  auto summary = [](const spec::ResolvedTargets &r) {
+    std::set<std::string> out;
+    for (const spec::ResolvedMethod &m : r.methods) {
+      for (const spec::AdapterTarget &t : m.adapters)
+        out.insert(llvm::formatv("adapter {0} r={1} scale={2} ff={3}", t.path,
+                                 t.rank, t.scale, t.feedforward)
+                       .str());
+      for (const std::string &b : m.trainableBiases)
+        out.insert("bias " + b);
+      for (const std::string &path : m.trainableModules)
+        out.insert("module " + path);
+    }
+    return out;
+  };
+  EXPECT_EQ(summary(rereadResolved), summary(resolved))
+      << caseName << ": adapter_config.json reads back as another spec:\n"
+      << configText;
+
+  std::printf("%s: %lld steps, accumulation %lld; worst relative error: "
+              "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu), saved "
+              "adapter %.1e (%zu tensors)\n",
+              caseName.c_str(), (long long)golden.steps,
+              (long long)accumulation, lossErr, normErr, tensorErr, matched,
+              fileErr, peftAdapter.tensors.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, GoldenParity,
@@ -336,7 +440,11 @@ INSTANTIATE_TEST_SUITE_P(Goldens, GoldenParity,
                                            "rslora_llama", "dora_llama_qv",
                                            "ia3_llama", "lora_gpt2_cattn",
                                            "lora_bitfit_head",
-                                           "lora_llama_trainer"),
+                                           "lora_llama_trainer",
+                                           "prompt_tuning_llama",
+                                           "seq_bn_llama", "double_seq_bn_llama",
+                                           "par_bn_llama", "loreft_llama",
+                                           "nodireft_llama", "direft_llama"),
                          [](const ::testing::TestParamInfo<std::string> &info) {
                            return info.param;
                          });

@@ -1,0 +1,130 @@
+// The public C++ API of peftrt: load a program compiled by peftc, run its
+// train / eval / optimizer steps, read and write parameters, save and load
+// adapters in Hugging Face PEFT's layout. No LLVM, MLIR or protobuf.
+#pragma once
+
+#include "peft/KernelABI.h"
+#include "peft/Program.h"
+#include "peft/Tensor.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace peft::rt {
+
+/// A decoded, validated program and the kernels it launches.
+class Program {
+public:
+  /// The program linked into the running executable (what `peftc -o
+  /// trainer` produces); null with an error when there is none.
+  static std::shared_ptr<const Program> linked(std::string &error);
+  /// A shared object written by `peftc --emit=shared -o prog.so`.
+  static std::shared_ptr<const Program> loadShared(const std::string &path,
+                                                   std::string &error);
+  /// From encoded bytes and a kernel table (tests, JIT-compiled kernels).
+  static std::shared_ptr<const Program>
+  fromParts(std::string bytes, std::vector<peft_kernel_entry> kernels,
+            std::string &error);
+
+  const program::Program &ir() const { return ir_; }
+  /// Kernel `index` of ir().kernels, resolved by symbol at load.
+  peft_kernel_fn kernel(uint32_t index) const { return fns_[index]; }
+
+  ~Program();
+
+private:
+  Program() = default;
+  program::Program ir_;
+  std::vector<peft_kernel_fn> fns_;
+  void *handle_ = nullptr; // dlopen handle of loadShared
+};
+
+struct Options {
+  /// OpenMP threads for kernels and oneDNN (0: omp_get_max_threads()).
+  int threads = 0;
+  /// Base weights file; empty: the program's weights_path.
+  std::string weightsPath;
+  /// trainStep copies the trainable params and optimizer state before the
+  /// step when they total at most this many bytes (LoRA: a few MB), and
+  /// restores them when the loss or gradient norm is NaN/Inf. Above it (full
+  /// fine-tuning) no copy is kept: the step stops before its first write to
+  /// a param (a Copy or Gemm into param storage), where the loss and
+  /// gradient norm are normally known, and fails without restoring when
+  /// they only turn non-finite later.
+  uint64_t snapshotLimitBytes = uint64_t(256) << 20;
+};
+
+struct ParamInfo {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  bool trainable;
+  std::string peftKey;   // "" when not part of the saved adapter
+  std::string stateOf;   // optimizer state: the param it belongs to
+  std::string stateName; // "exp_avg", "exp_avg_sq", "momentum_buffer"
+};
+
+struct StepMetrics {
+  double loss = 0, gradNorm = 0, lr = 0;
+};
+
+/// Named graph inputs of one optimizer step: each tensor holds
+/// `micro_batches x batch` rows along axis 0 (gradient accumulation
+/// splits them), or one micro-batch when accumulation is 1.
+using Batch = std::map<std::string, Tensor>;
+
+/// Executes a program: maps the frozen weights (never copies them),
+/// initialises the trainable params and optimizer state, allocates the arena
+/// of the memory plan and creates every oneDNN primitive once.
+class Session {
+public:
+  static std::unique_ptr<Session> create(std::shared_ptr<const Program> program,
+                                         const Options &options,
+                                         std::string &error);
+  ~Session();
+
+  /// One optimizer step (`step` counts from 1): every micro-batch through
+  /// train_step, then apply_update when the program accumulates gradients.
+  /// Fails (error names the step) on a shape/dtype mismatch or a NaN/Inf
+  /// loss or gradient norm; params are then left as before the step.
+  bool trainStep(const Batch &batch, int64_t step, StepMetrics &metrics,
+                 std::string &error);
+  /// The loss on one micro-batch without updating anything.
+  bool evalLoss(const Batch &batch, double &loss, std::string &error);
+  /// Runs any function of the program with inputs by argument name; the
+  /// step counter argument (if any) is `step`.
+  bool run(const std::string &function, const Batch &inputs, int64_t step,
+           std::vector<Tensor> &results, std::string &error);
+
+  std::vector<ParamInfo> params() const;
+  /// A copy of a param's current value.
+  bool getParam(const std::string &name, Tensor &out, std::string &error) const;
+  /// The storage a param's buffers point at: for a frozen param read from
+  /// the weights file, an address inside the file's read-only mapping.
+  /// Null when there is no such param.
+  const void *paramData(const std::string &name) const;
+  /// Overwrites a trainable param or optimizer state (dtype/shape checked).
+  bool setParam(const std::string &name, const Tensor &value,
+                std::string &error);
+
+  /// adapter_config.json + adapter_model.safetensors with PEFT's keys,
+  /// written atomically into `dir` (created if needed).
+  bool saveAdapter(const std::string &dir, std::string &error) const;
+  /// Loads PEFT-layout adapter weights into the matching params.
+  bool loadAdapter(const std::string &dir, std::string &error);
+
+  int threads() const;
+  /// The memory plan's arena, as allocated.
+  uint64_t arenaBytes() const;
+  const Program &program() const;
+
+private:
+  Session() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace peft::rt
