@@ -36,9 +36,9 @@ int main(int argc, char **argv) {
     dnnl::memory am(a, eng, av.data()), bm(b, eng, bv.data()),
         cm(c, eng, cv.data());
     auto run = [&] {
-      mm.execute(strm, {{DNNL_ARG_SRC, am},
-                        {DNNL_ARG_WEIGHTS, bm},
-                        {DNNL_ARG_DST, cm}});
+      mm.execute(
+          strm,
+          {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
       strm.wait();
     };
     run(); // warm-up: JIT, page faults
@@ -50,9 +50,9 @@ int main(int argc, char **argv) {
       do {
         run();
         ++iters;
-        elapsed = std::chrono::duration<double>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
+        elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                .count();
       } while (elapsed < 0.2);
       best = std::max(best, 2.0 * m * n * k * iters / elapsed / 1e9);
     }

@@ -11,13 +11,13 @@
 
 #include "mlir/Pass/PassManager.h"
 
-#include <cstdlib>
-#include <unistd.h>
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
+#include <cstdlib>
+#include <unistd.h>
 
 using namespace mlir;
 
@@ -34,8 +34,8 @@ static std::string runtimeLibrary(llvm::StringRef fileName,
                                   llvm::StringRef buildPath) {
   std::string exe = llvm::sys::fs::getMainExecutable(
       nullptr, reinterpret_cast<void *>(&runtimeLibrary));
-  llvm::SmallString<256> installed(llvm::sys::path::parent_path(
-      llvm::sys::path::parent_path(exe)));
+  llvm::SmallString<256> installed(
+      llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
   llvm::sys::path::append(installed, PEFTC_INSTALL_LIBDIR, fileName);
   if (llvm::sys::fs::exists(installed))
     return std::string(installed);
@@ -48,11 +48,17 @@ static LogicalResult link(llvm::StringRef object,
                           const CompileOptions &options) {
   const char *fromEnv = std::getenv("CXX");
   std::string driverName = fromEnv && *fromEnv ? fromEnv : "c++";
-  llvm::ErrorOr<std::string> driver =
-      llvm::sys::findProgramByName(driverName);
+  llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName(driverName);
+  // Without $CXX, any C++ driver will do: c++ is an alternative that not
+  // every installation registers.
+  if (!driver && !(fromEnv && *fromEnv))
+    for (const char *fallback : {"clang++", "g++"})
+      if ((driver = llvm::sys::findProgramByName(fallback)))
+        break;
   if (!driver)
-    return error("cannot link " + options.output + ": no C++ compiler driver '" +
-                 driverName + "' on PATH (set CXX)");
+    return error("cannot link " + options.output +
+                 ": no C++ compiler driver '" + driverName +
+                 "' on PATH (set CXX)");
   std::vector<std::string> args{*driver};
   if (options.kind == OutputKind::Shared) {
     args.insert(args.end(), {"-shared", object.str()});
@@ -63,11 +69,12 @@ static LogicalResult link(llvm::StringRef object,
         runtimeLibrary(PEFTC_RUNTIME_STATIC_NAME, PEFTC_RUNTIME_STATIC_PATH);
     for (const std::string &lib : {main, runtime})
       if (!llvm::sys::fs::exists(lib))
-        return error("cannot link " + options.output + ": the runtime library " +
-                     lib + " is missing (build or install peftrt)");
-    args.insert(args.end(), {object.str(), main, runtime, PEFTC_DNNL_LIB,
-                             "-Wl,-rpath," PEFTC_DNNL_DIR, "-lgomp", "-ldl",
-                             "-lpthread"});
+        return error("cannot link " + options.output +
+                     ": the runtime library " + lib +
+                     " is missing (build or install peftrt)");
+    args.insert(args.end(),
+                {object.str(), main, runtime, PEFTC_DNNL_LIB,
+                 "-Wl,-rpath," PEFTC_DNNL_DIR, "-lgomp", "-ldl", "-lpthread"});
   }
   args.insert(args.end(), {"-lm", "-o", options.output});
   std::vector<llvm::StringRef> argRefs(args.begin(), args.end());
@@ -156,12 +163,10 @@ LogicalResult compileProgram(ModuleOp module, const CompileOptions &options) {
             llvm::ArrayRef<uint8_t>(
                 reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()),
             kernelNames, os))
-      return error("code generation failed: " +
-                   llvm::toString(std::move(err)));
+      return error("code generation failed: " + llvm::toString(std::move(err)));
     os.close();
     if (os.has_error())
-      return error("cannot write " + objectPath + ": " +
-                   os.error().message());
+      return error("cannot write " + objectPath + ": " + os.error().message());
   }
   if (options.kind == OutputKind::Object)
     return success();

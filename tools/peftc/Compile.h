@@ -1,4 +1,5 @@
-//===- Compile.h - training IR -> native trainer / program object -*- C++ -*-===//
+//===- Compile.h - training IR -> native trainer / program object -*- C++
+//-*-===//
 //
 // The back half of `peftc model.onnx --spec s.yaml -o trainer`: lowers the
 // training module (after driver::buildTrainingPipeline) to kernels and GEMM

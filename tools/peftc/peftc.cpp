@@ -1,5 +1,6 @@
 //===- peftc.cpp - the peftc compiler driver ------------------------------===//
 #include "frontends/onnx/Importer.h"
+#include "frontends/spec/AdapterConfig.h"
 #include "frontends/spec/PeftSpec.h"
 #include "frontends/spec/TargetResolution.h"
 #include "passes/Passes.h"
@@ -7,7 +8,6 @@
 #include "tools/Version.h"
 #include "tools/common/Diagnostics.h"
 #include "tools/peftc/Pipeline.h"
-#include "frontends/spec/AdapterConfig.h"
 #ifdef PEFTC_HAVE_COMPILE
 #include "tools/peftc/Compile.h"
 #endif
@@ -62,25 +62,24 @@ static cl::opt<EmitKind> emit(
     cl::desc("What to produce (default: a trainer when --spec and -o are "
              "given and the output name does not end in .mlir, else the IR)"),
     cl::init(EmitKind::MLIR),
-    cl::values(
-        clEnumValN(EmitKind::MLIR, "mlir",
-                   "the IR (with --spec: after --stage)"),
-        clEnumValN(EmitKind::Trainer, "trainer",
-                   "a training executable (needs --spec and -o)"),
-        clEnumValN(EmitKind::Shared, "shared",
-                   "a shared object for peft::rt::Program::loadShared"),
-        clEnumValN(EmitKind::Object, "object",
-                   "the program and kernels as one relocatable object")),
+    cl::values(clEnumValN(EmitKind::MLIR, "mlir",
+                          "the IR (with --spec: after --stage)"),
+               clEnumValN(EmitKind::Trainer, "trainer",
+                          "a training executable (needs --spec and -o)"),
+               clEnumValN(EmitKind::Shared, "shared",
+                          "a shared object for peft::rt::Program::loadShared"),
+               clEnumValN(EmitKind::Object, "object",
+                          "the program and kernels as one relocatable object")),
     cl::cat(peftcCategory));
 static cl::opt<bool> printMemoryPlan(
     "print-memory-plan",
     cl::desc("When compiling, print the arena's peak bytes and the sum of all "
              "buffers"),
     cl::cat(peftcCategory));
-static cl::opt<bool> keepObject(
-    "keep-object",
-    cl::desc("Keep the object file beside the output (<output>.o)"),
-    cl::cat(peftcCategory));
+static cl::opt<bool>
+    keepObject("keep-object",
+               cl::desc("Keep the object file beside the output (<output>.o)"),
+               cl::cat(peftcCategory));
 static cl::opt<peft::driver::Stage> stage(
     "stage",
     cl::desc("With --spec, where the training pipeline stops (default: "
@@ -199,13 +198,13 @@ int main(int argc, char **argv) {
     for (const peft::spec::InputShape &input : spec.training.inputs)
       options.dataShapes[input.name] = peft::spec::importShape(spec, input);
   } else if (printSpec || printTrainable || printStepStats ||
-             !initAdapter.empty() ||
-             stage.getNumOccurrences() || totalSteps.getNumOccurrences()) {
+             !initAdapter.empty() || stage.getNumOccurrences() ||
+             totalSteps.getNumOccurrences()) {
     llvm::errs() << "peftc: error: --"
-                 << (printSpec                  ? "print-spec"
-                     : printTrainable           ? "print-trainable"
-                     : printStepStats           ? "print-step-stats"
-                     : !initAdapter.empty()     ? "init-adapter"
+                 << (printSpec                   ? "print-spec"
+                     : printTrainable            ? "print-trainable"
+                     : printStepStats            ? "print-step-stats"
+                     : !initAdapter.empty()      ? "init-adapter"
                      : stage.getNumOccurrences() ? "stage"
                                                  : "total-steps")
                  << " needs --spec\n";
@@ -219,8 +218,8 @@ int main(int argc, char **argv) {
 
   EmitKind emitKind = emit;
   if (!emit.getNumOccurrences() && !specFile.empty() && outputFile != "-" &&
-      !llvm::StringRef(outputFile).ends_with(".mlir") &&
-      !printSpec && !printTrainable && !printStepStats && !listTargets)
+      !llvm::StringRef(outputFile).ends_with(".mlir") && !printSpec &&
+      !printTrainable && !printStepStats && !listTargets)
     emitKind = EmitKind::Trainer;
   bool compiling = emitKind != EmitKind::MLIR;
   if (compiling && (specFile.empty() || outputFile == "-")) {
@@ -307,9 +306,10 @@ int main(int argc, char **argv) {
   if (compiling) {
 #ifdef PEFTC_HAVE_COMPILE
     peft::driver::CompileOptions compile;
-    compile.kind = emitKind == EmitKind::Shared   ? peft::driver::OutputKind::Shared
-                   : emitKind == EmitKind::Object ? peft::driver::OutputKind::Object
-                                                  : peft::driver::OutputKind::Trainer;
+    compile.kind =
+        emitKind == EmitKind::Shared   ? peft::driver::OutputKind::Shared
+        : emitKind == EmitKind::Object ? peft::driver::OutputKind::Object
+                                       : peft::driver::OutputKind::Trainer;
     compile.output = outputFile;
     llvm::SmallString<256> model(inputFile);
     llvm::sys::fs::make_absolute(model);

@@ -7,6 +7,11 @@
 //   - the loss at PEFT's final trainable tensors (final_loss),
 //   - `print_trainable_parameters()` (trainable_line),
 // all to 1e-9 relative.
+#ifndef PEFT_GOLDENS_DIR
+#define PEFT_GOLDENS_DIR PEFT_SOURCE_DIR "/test/goldens"
+#endif
+#include "../training/GoldenCase.h"
+
 #include "codegen/reference/Evaluator.h"
 #include "frontends/onnx/Importer.h"
 #include "frontends/spec/PeftSpec.h"
@@ -40,13 +45,16 @@ std::string goldensDir() {
   return std::string(PEFT_SOURCE_DIR) + "/test/goldens";
 }
 
-/// Every case directory (one with a spec.yaml), sorted.
+/// Every case directory that starts from a PEFT-layout adapter (one with
+/// initial_adapter/; pyreft's ReFT cases have their own parity test in
+/// test/unit/training), sorted.
 std::vector<std::string> goldenCases() {
   std::vector<std::string> cases;
   std::error_code ec;
   for (llvm::sys::fs::directory_iterator it(goldensDir(), ec), end;
        it != end && !ec; it.increment(ec))
-    if (llvm::sys::fs::exists(it->path() + "/spec.yaml"))
+    if (llvm::sys::fs::exists(it->path() + "/spec.yaml") &&
+        llvm::sys::fs::exists(it->path() + "/initial_adapter"))
       cases.push_back(llvm::sys::path::filename(it->path()).str());
   std::sort(cases.begin(), cases.end());
   return cases;
@@ -90,7 +98,7 @@ protected:
     }
     peft::onnx_import::ImportOptions options;
     for (const peft::spec::InputShape &input : spec.training.inputs)
-      options.dataShapes[input.name] = input.dims;
+      options.dataShapes[input.name] = peft::spec::importShape(spec, input);
     std::string model =
         caseDir + "/" + golden().getString("model").value_or("").str();
     OwningOpRef<ModuleOp> module =
@@ -220,13 +228,7 @@ TEST_P(GoldenParity, LossAtInitialAndFinalAdapter) {
       << error;
   int set = 0;
   for (auto &[name, tensor] : trained.tensors) {
-    std::string key = name;
-    for (llvm::StringRef adapterName : {".modules_to_save.default", ".default"})
-      if (size_t at = key.find(adapterName.str()); at != std::string::npos)
-        key.erase(at, adapterName.size());
-    // DoRA's magnitude is a module's `.weight` in PEFT, saved without it.
-    if (llvm::StringRef(key).ends_with("lora_magnitude_vector.weight"))
-      key.resize(key.size() - std::string(".weight").size());
+    std::string key = peft::golden::keyOfPeftName(name);
     peft::pir::ParamOp param;
     for (auto p : module->getOps<peft::pir::ParamOp>())
       if (auto attr = p->getAttrOfType<StringAttr>(peft::analysis::attr::kKey))

@@ -177,9 +177,9 @@ TEST_P(CompiledParity, CompiledTrainerMatchesPeft) {
     // what a key bias adds to every score), so what AdamW does with it is
     // normalised rounding noise, in f32 and f64 alike. There the check is
     // AdamW's bound: each step moves an element by at most about lr.
-    bool keyBias = llvm::StringRef(param.peftKey).ends_with("c_attn.bias") ||
-                   llvm::StringRef(param.peftKey).ends_with(
-                       "c_attn.base_layer.bias");
+    bool keyBias =
+        llvm::StringRef(param.peftKey).ends_with("c_attn.bias") ||
+        llvm::StringRef(param.peftKey).ends_with("c_attn.base_layer.bias");
     int64_t third = want.numel() / 3;
     double bound = golden.steps * spec.training.optimizer.lr * 1.01;
     double diff = 0, ref = 0;
