@@ -31,26 +31,6 @@ namespace {
 
 using Pred = arith::CmpIPredicate;
 
-/// A tensor the kernel reads: its buffer and element type.
-struct Source {
-  Value buffer;
-  Type elem;
-
-  Source() = default;
-  Source(LoopEmitContext &ctx, Value tensor)
-      : buffer(ctx.buffer(tensor)), elem(elementTypeOf(tensor)) {}
-
-  /// Element `index` in the compute type of tensor element type `as`.
-  Value read(OpBuilder &b, Location loc, Value index, Type as) const {
-    return convertElement(b, loc, loadElement(b, loc, buffer, index, elem),
-                          elem, as);
-  }
-  /// Element `index` widened to f64 (Tensor::getDouble).
-  Value readF64(OpBuilder &b, Location loc, Value index) const {
-    return read(b, loc, index, b.getF64Type());
-  }
-};
-
 Value f64Const(OpBuilder &b, Location loc, double v) {
   return scalarConst(b, loc, b.getF64Type(), v);
 }

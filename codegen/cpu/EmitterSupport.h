@@ -195,4 +195,31 @@ ifThen(mlir::OpBuilder &b, mlir::Location loc, mlir::Value cond,
                             });
 }
 
+/// A tensor a loop emitter reads: its buffer and element type.
+struct Source {
+  mlir::Value buffer;
+  mlir::Type elem;
+
+  Source() = default;
+  Source(LoopEmitContext &ctx, mlir::Value tensor)
+      : buffer(ctx.buffer(tensor)), elem(elementTypeOf(tensor)) {}
+
+  /// Element `index` in the compute type of tensor element type `as`.
+  mlir::Value read(mlir::OpBuilder &b, mlir::Location loc, mlir::Value index,
+                   mlir::Type as) const {
+    return convertElement(b, loc, loadElement(b, loc, buffer, index, elem),
+                          elem, as);
+  }
+  /// Element `index` widened to f64 (Tensor::getDouble).
+  mlir::Value readF64(mlir::OpBuilder &b, mlir::Location loc,
+                      mlir::Value index) const {
+    return read(b, loc, index, b.getF64Type());
+  }
+  /// Element `index` as an i64 (for index tensors).
+  mlir::Value readInt(mlir::OpBuilder &b, mlir::Location loc,
+                      mlir::Value index) const {
+    return read(b, loc, index, b.getI64Type());
+  }
+};
+
 } // namespace peft::codegen

@@ -28,26 +28,6 @@ namespace {
 
 using Pred = arith::CmpIPredicate;
 
-/// A tensor the kernel reads: its buffer and element type.
-struct Source {
-  Value buffer;
-  Type elem;
-
-  Source() = default;
-  Source(LoopEmitContext &ctx, Value tensor)
-      : buffer(ctx.buffer(tensor)), elem(elementTypeOf(tensor)) {}
-
-  /// Element `index` in the compute type of tensor element type `as`.
-  Value read(OpBuilder &b, Location loc, Value index, Type as) const {
-    return convertElement(b, loc, loadElement(b, loc, buffer, index, elem),
-                          elem, as);
-  }
-  /// Element `index` as an i64 (for index tensors).
-  Value readInt(OpBuilder &b, Location loc, Value index) const {
-    return read(b, loc, index, b.getI64Type());
-  }
-};
-
 /// Produces the value (compute type of the result) of result element `iv`.
 using ElementFn =
     llvm::function_ref<Value(OpBuilder &, Location, Value iv, Type elem)>;
