@@ -108,31 +108,12 @@ def torch_worker(args):
     print(json.dumps({"step_s": sum(timed) / len(timed)}))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build", default="build")
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", help="keep files here (default: a temp dir)")
-    parser.add_argument("--worker", choices=["torch"], help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker == "torch":
-        return torch_worker(args)
-
+def prepare_worker(args):
+    """Child process: exports the ONNX model and writes the token data."""
     import torch
     from safetensors.torch import save_file
 
-    work = args.work or tempfile.mkdtemp(prefix="peftc-bench-")
-    os.makedirs(work, exist_ok=True)
-    peftc = os.path.join(args.build, "bin", "peftc")
-    gemm_rate = os.path.join(args.build, "bin", "gemm_rate")
-
-    model_path = os.path.join(work, "gpt2-small.onnx")
+    model_path = os.path.join(args.work, "gpt2-small.onnx")
     if not os.path.exists(model_path):
         model = make_model(args.seed)
 
@@ -151,8 +132,41 @@ def main():
     g = torch.Generator().manual_seed(args.seed + 1)
     ids = torch.randint(0, VOCAB, (args.steps * args.batch, args.seq),
                         generator=g)
+    save_file({"input_ids": ids, "labels": ids.clone()},
+              os.path.join(args.work, "data.safetensors"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", help="keep files here (default: a temp dir)")
+    parser.add_argument("--worker", choices=["torch", "prepare"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "torch":
+        return torch_worker(args)
+    if args.worker == "prepare":
+        return prepare_worker(args)
+
+    # The driver stays small: it never imports torch. Linux carries a
+    # process's peak RSS across fork and exec, so a child forked from a
+    # driver holding the model would report the driver's peak as its own.
+    work = args.work or tempfile.mkdtemp(prefix="peftc-bench-")
+    os.makedirs(work, exist_ok=True)
+    peftc = os.path.join(args.build, "bin", "peftc")
+    gemm_rate = os.path.join(args.build, "bin", "gemm_rate")
+    model_path = os.path.join(work, "gpt2-small.onnx")
     data_path = os.path.join(work, "data.safetensors")
-    save_file({"input_ids": ids, "labels": ids.clone()}, data_path)
+    subprocess.run([sys.executable, __file__, "--worker", "prepare",
+                    "--work", work, "--steps", str(args.steps),
+                    "--batch", str(args.batch), "--seq", str(args.seq),
+                    "--seed", str(args.seed)], check=True)
     spec_path = os.path.join(work, "lora.yaml")
     with open(spec_path, "w") as f:
         f.write(f"""peft_type: LORA
@@ -174,9 +188,12 @@ training:
 
     trainer = os.path.join(work, "trainer")
     t0 = time.perf_counter()
-    subprocess.run([peftc, model_path, "--spec", spec_path, "-o", trainer],
-                   check=True)
+    compiled = subprocess.run([peftc, model_path, "--spec", spec_path, "-o",
+                               trainer, "--print-memory-plan"],
+                              check=True, capture_output=True, text=True)
     compile_s = time.perf_counter() - t0
+    arena = int(compiled.stdout.split("arena peak ")[1].split()[0])
+    weights = os.path.getsize(model_path)
     log = os.path.join(work, "log.jsonl")
     _, ours_rss = run_child([trainer, "--data", data_path, "--steps",
                              str(args.steps), "--threads", str(args.threads),
@@ -218,6 +235,10 @@ training:
     print("|---|---|---|---|---|")
     print(row("peftc trainer", ours_step_s, ours_rss))
     print(row("PyTorch + PEFT eager", torch_step_s, torch_rss))
+    planned = (arena + weights) / 2**20
+    print(f"peftc memory plan: arena {arena / 2**20:.0f} MB + mapped model "
+          f"{weights / 2**20:.0f} MB = {planned:.0f} MB; measured peak RSS / "
+          f"plan = {ours_rss / planned:.3f}")
     print(f"ratio peftc/PyTorch: tokens/s {torch_step_s / ours_step_s:.2f}x, "
           f"peak RSS {ours_rss / torch_rss:.2f}x")
 

@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
@@ -27,6 +28,10 @@ constexpr llvm::StringLiteral kStateOf = "peft.state_of";
 constexpr llvm::StringLiteral kStepArg = "peft.step";
 constexpr llvm::StringLiteral kMetric = "peft.metric";
 constexpr llvm::StringLiteral kName = "nn.name";
+constexpr llvm::StringLiteral kIndexLimit = "peft.index_limit";
+/// On a function of one result: the adapter saves that result under this
+/// key (peft-insert-prefix-tuning's @prefix_prompt_embeddings).
+constexpr llvm::StringLiteral kSavedKey = "peft.saved_key";
 
 std::vector<int64_t> shapeOf(RankedTensorType type) {
   return std::vector<int64_t>(type.getShape().begin(), type.getShape().end());
@@ -51,7 +56,8 @@ public:
                                "peft-plan-memory)");
     p_.arenaBytes = arena.getInt();
     p_.bufferBytesSum = sum.getInt();
-    if (failed(emitParams()) || failed(emitKernels()))
+    if (failed(collectDerivedParams()) || failed(emitParams()) ||
+        failed(emitKernels()))
       return failure();
     for (auto fn : module_.getOps<func::FuncOp>())
       if (!fn.isExternal() && !fn->hasAttr(kern::attr::kKernel))
@@ -90,6 +96,26 @@ private:
     if (!ok)
       return failure();
     return b;
+  }
+
+  /// The params a saved function reads. PEFT saves what the function
+  /// computes from them (a projected prefix's encoder output) and not the
+  /// params themselves, so they get no peft_key: checkpoints keep them with
+  /// the optimizer state.
+  LogicalResult collectDerivedParams() {
+    for (auto fn : module_.getOps<func::FuncOp>()) {
+      if (!fn->hasAttr(kSavedKey))
+        continue;
+      auto key = fn->getAttrOfType<StringAttr>(kSavedKey);
+      if (!key || key.getValue().empty() || fn.getNumResults() != 1 ||
+          fn.getNumArguments() != 0)
+        return fn.emitError("program emission: @")
+               << fn.getSymName() << " has " << kSavedKey
+               << ", which needs a non-empty key on a function of no "
+                  "arguments and one result";
+      fn.walk([&](pir::UseOp use) { derivedParams_.insert(use.getParam()); });
+    }
+    return success();
   }
 
   /// Params in module order, with a Param buffer each; initial values the
@@ -149,7 +175,8 @@ private:
                            bytes.byteSize());
       }
       if (auto key = param->getAttrOfType<StringAttr>(analysis::attr::kKey))
-        q.peftKey = key.str();
+        if (!derivedParams_.contains(q.name))
+          q.peftKey = key.str();
       q.keyTransposed = param->hasAttr(analysis::attr::kKeyTransposed);
       if (auto of = param->getAttrOfType<FlatSymbolRefAttr>(kStateOf)) {
         q.stateOf = of.getValue().str();
@@ -228,6 +255,8 @@ private:
       a.buffer = *id;
       a.name = name ? name.str() : "";
       a.isStep = fn.getArgAttr(i, kStepArg) != nullptr;
+      if (auto limit = fn.getArgAttrOfType<IntegerAttr>(i, kIndexLimit))
+        a.indexLimit = limit.getInt();
       f.args.push_back(std::move(a));
     }
 
@@ -301,6 +330,8 @@ private:
             r.metric = "loss";
           if (auto name = fn.getResultAttrOfType<StringAttr>(i, kName))
             r.name = name.str();
+          if (auto key = fn->getAttrOfType<StringAttr>(kSavedKey))
+            r.peftKey = key.str();
           f.results.push_back(std::move(r));
         }
       } else {
@@ -378,6 +409,7 @@ private:
   const ProgramOptions &options_;
   Program p_;
   llvm::StringMap<uint32_t> paramBuffer_;
+  llvm::StringSet<> derivedParams_;
   /// Kernel symbol -> (index in the kernel table, extent).
   llvm::StringMap<std::pair<uint32_t, int64_t>> kernelIndex_;
 };
@@ -387,6 +419,48 @@ private:
 FailureOr<program::Program> emitProgram(ModuleOp module,
                                         const ProgramOptions &options) {
   return Emitter(module, options).run();
+}
+
+void recordIndexLimits(ModuleOp module) {
+  MLIRContext *context = module.getContext();
+  module.walk([&](func::FuncOp fn) {
+    for (BlockArgument arg : fn.getArguments()) {
+      auto type = dyn_cast<RankedTensorType>(arg.getType());
+      if (!type || !type.getElementType().isInteger())
+        continue;
+      int64_t limit = 0;
+      SmallVector<Value> work{arg};
+      while (!work.empty()) {
+        Value v = work.pop_back_val();
+        for (OpOperand &use : v.getUses()) {
+          Operation *user = use.getOwner();
+          if (auto gather = dyn_cast<nn::GatherOp>(user)) {
+            auto data = dyn_cast<RankedTensorType>(gather.getData().getType());
+            if (use.getOperandNumber() != 1 || !data)
+              continue;
+            int64_t axis = gather.getAxis();
+            if (axis < 0)
+              axis += data.getRank();
+            if (axis < 0 || axis >= data.getRank() || data.isDynamicDim(axis))
+              continue;
+            int64_t size = data.getDimSize(axis);
+            limit = limit ? std::min(limit, size) : size;
+            continue;
+          }
+          bool preservesValues =
+              isa<nn::ReshapeOp, nn::TransposeOp, nn::SliceOp>(user);
+          if (auto cast = dyn_cast<nn::CastOp>(user))
+            preservesValues = getElementTypeOrSelf(cast.getType()).isInteger();
+          if (preservesValues && use.getOperandNumber() == 0)
+            for (Value result : user->getResults())
+              work.push_back(result);
+        }
+      }
+      if (limit > 0)
+        fn.setArgAttr(arg.getArgNumber(), kIndexLimit,
+                      IntegerAttr::get(IntegerType::get(context, 64), limit));
+    }
+  });
 }
 
 } // namespace peft::codegen

@@ -29,6 +29,15 @@ struct ProgramOptions {
   std::string adapterConfigJson;
 };
 
+/// Marks every integer argument of the module's functions that indexes a
+/// table (reaches the indices of an `nn.gather` through value-preserving
+/// ops: cast to an integer, reshape, transpose, slice) with
+/// `peft.index_limit` = the gathered axis' size, the smallest one when it
+/// indexes several. emitProgram copies it to program::Arg::indexLimit so the
+/// runtime can reject token ids outside the vocabulary before a kernel reads
+/// past the table. Run it before lowering, while the gathers are still ops.
+void recordIndexLimits(mlir::ModuleOp module);
+
 /// Builds the program; errors are emitted on the op or param at fault.
 /// spec_json is the module's `peft.spec` attribute when it has one.
 mlir::FailureOr<program::Program>

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <limits>
+#include <map>
 #include <tuple>
 #include <type_traits>
 
@@ -134,6 +135,7 @@ std::string encode(const Arg &a) {
   w.u64(1, a.buffer);
   w.bytes(2, a.name);
   w.boolean(3, a.isStep);
+  w.i64(4, a.indexLimit);
   return w.out;
 }
 
@@ -142,6 +144,7 @@ std::string encode(const Result &r) {
   w.u64(1, r.buffer);
   w.bytes(2, r.metric);
   w.bytes(3, r.name);
+  w.bytes(4, r.peftKey);
   return w.out;
 }
 
@@ -493,8 +496,9 @@ bool decodeKernel(Decoder &d, const Field &outer, const std::string &path,
 
 bool decodeArg(Decoder &d, const Field &outer, const std::string &path,
                Arg &a) {
-  static const char *const names[] = {nullptr, "buffer", "name", "is_step"};
-  return d.message(outer.data, outer.data + outer.size, path, names, 4,
+  static const char *const names[] = {nullptr, "buffer", "name", "is_step",
+                                      "index_limit"};
+  return d.message(outer.data, outer.data + outer.size, path, names, 5,
                    [&](const Field &f, const std::string &n) {
                      if (f.number == 1)
                        return d.u32(f, n, a.buffer);
@@ -502,14 +506,17 @@ bool decodeArg(Decoder &d, const Field &outer, const std::string &path,
                        return d.bytes(f, n, a.name);
                      if (f.number == 3)
                        return d.boolean(f, n, a.isStep);
+                     if (f.number == 4)
+                       return d.i64(f, n, a.indexLimit);
                      return true;
                    });
 }
 
 bool decodeResult(Decoder &d, const Field &outer, const std::string &path,
                   Result &r) {
-  static const char *const names[] = {nullptr, "buffer", "metric", "name"};
-  return d.message(outer.data, outer.data + outer.size, path, names, 4,
+  static const char *const names[] = {nullptr, "buffer", "metric", "name",
+                                      "peft_key"};
+  return d.message(outer.data, outer.data + outer.size, path, names, 5,
                    [&](const Field &f, const std::string &n) {
                      if (f.number == 1)
                        return d.u32(f, n, r.buffer);
@@ -517,6 +524,8 @@ bool decodeResult(Decoder &d, const Field &outer, const std::string &path,
                        return d.bytes(f, n, r.metric);
                      if (f.number == 3)
                        return d.bytes(f, n, r.name);
+                     if (f.number == 4)
+                       return d.bytes(f, n, r.peftKey);
                      return true;
                    });
 }
@@ -809,10 +818,33 @@ public:
     for (size_t i = 0; i < p_.functions.size(); ++i)
       if (!function(i))
         return false;
-    return true;
+    return savedKeysUnique();
   }
 
 private:
+  /// One tensor per key in the saved adapter, whether a param or a
+  /// function result holds it.
+  bool savedKeysUnique() {
+    std::map<std::string, std::string> holder;
+    auto claim = [&](const std::string &key, const std::string &path) {
+      if (key.empty())
+        return true;
+      auto [it, inserted] = holder.emplace(key, path);
+      return inserted ||
+             fail(path, "'" + key + "' is saved by " + it->second + " already");
+    };
+    for (size_t i = 0; i < p_.params.size(); ++i)
+      if (!claim(p_.params[i].peftKey, indexed("params", i) + ".peft_key"))
+        return false;
+    for (size_t i = 0; i < p_.functions.size(); ++i)
+      for (size_t r = 0; r < p_.functions[i].results.size(); ++r)
+        if (!claim(p_.functions[i].results[r].peftKey,
+                   indexed("functions", i) + "." + indexed("results", r) +
+                       ".peft_key"))
+          return false;
+    return true;
+  }
+
   bool bufferIndex(const std::string &path, uint32_t index) {
     if (index >= p_.buffers.size())
       return fail(path, "buffer " + u(index) + " out of range (" +
@@ -954,11 +986,22 @@ private:
         return fail(ap, "the step counter must be an i64 scalar, not " +
                             std::string(dtypeName(b.dtype)) + " " +
                             shapeString(b.shape));
+      if (arg.indexLimit < 0 ||
+          (arg.indexLimit > 0 && (isFloat(b.dtype) || b.dtype == DType::Bool)))
+        return fail(ap, "index_limit " + std::to_string(arg.indexLimit) +
+                            " must be 0, or positive on an integer input");
     }
-    for (size_t r = 0; r < f.results.size(); ++r)
-      if (!bufferIndex(path + "." + indexed("results", r) + ".buffer",
-                       f.results[r].buffer))
+    for (size_t r = 0; r < f.results.size(); ++r) {
+      std::string rp = path + "." + indexed("results", r);
+      if (!bufferIndex(rp + ".buffer", f.results[r].buffer))
         return false;
+      // Saving an adapter has no data to pass.
+      if (!f.results[r].peftKey.empty() && !f.args.empty())
+        return fail(rp + ".peft_key",
+                    "'" + f.results[r].peftKey + "' is saved from function '" +
+                        f.name + "', which takes " + u(f.args.size()) +
+                        " arguments (a saved result's function takes none)");
+    }
     for (size_t s = 0; s < f.steps.size(); ++s)
       if (!step(f.steps[s], path + "." + indexed("steps", s)))
         return false;

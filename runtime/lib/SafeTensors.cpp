@@ -1,5 +1,8 @@
 #include "peft/SafeTensors.h"
 
+#include "Json.h"
+#include "JsonLexer.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -23,9 +26,9 @@ struct HeaderEntry {
 /// whose values are tensor descriptions ({"dtype", "shape", "data_offsets"})
 /// or, under "__metadata__", an object of strings. Anything else is an error;
 /// nothing here trusts the input (every read is bounds-checked).
-class HeaderParser {
+class HeaderParser : public rt::json::Lexer {
 public:
-  HeaderParser(const char *p, size_t n) : begin_(p), p_(p), end_(p + n) {}
+  HeaderParser(const char *p, size_t n) : Lexer(p, n, "header byte") {}
 
   bool parse(std::vector<HeaderEntry> &entries,
              std::map<std::string, std::string> &metadata) {
@@ -37,7 +40,7 @@ public:
     if (!eat('}')) {
       while (true) {
         std::string key;
-        if (!parseString(key))
+        if (!string(key))
           return false;
         if (!seen.insert(key).second)
           return fail("key \"" + key + "\" appears twice");
@@ -70,124 +73,7 @@ public:
     return true;
   }
 
-  std::string error;
-
 private:
-  bool fail(const std::string &msg) {
-    if (error.empty())
-      error = msg + " (at header byte " + std::to_string(p_ - begin_) + ")";
-    return false;
-  }
-  void skipWs() {
-    while (p_ < end_ &&
-           (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r'))
-      ++p_;
-  }
-  bool eat(char c) {
-    if (p_ < end_ && *p_ == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  static void appendUtf8(std::string &s, uint32_t cp) {
-    if (cp < 0x80) {
-      s += (char)cp;
-    } else if (cp < 0x800) {
-      s += (char)(0xc0 | (cp >> 6));
-      s += (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      s += (char)(0xe0 | (cp >> 12));
-      s += (char)(0x80 | ((cp >> 6) & 0x3f));
-      s += (char)(0x80 | (cp & 0x3f));
-    } else {
-      s += (char)(0xf0 | (cp >> 18));
-      s += (char)(0x80 | ((cp >> 12) & 0x3f));
-      s += (char)(0x80 | ((cp >> 6) & 0x3f));
-      s += (char)(0x80 | (cp & 0x3f));
-    }
-  }
-  bool parseHex4(uint32_t &v) {
-    if (end_ - p_ < 4)
-      return fail("truncated \\u escape");
-    v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = *p_++;
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= (uint32_t)(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= (uint32_t)(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= (uint32_t)(c - 'A' + 10);
-      else
-        return fail("bad hex digit in \\u escape");
-    }
-    return true;
-  }
-  bool parseString(std::string &s) {
-    if (!eat('"'))
-      return fail("expected a string");
-    while (p_ < end_ && *p_ != '"') {
-      unsigned char c = (unsigned char)*p_++;
-      if (c < 0x20)
-        return fail("control character in a string");
-      if (c != '\\') {
-        s += (char)c;
-        continue;
-      }
-      if (p_ >= end_)
-        break;
-      switch (*p_++) {
-      case '"':
-        s += '"';
-        break;
-      case '\\':
-        s += '\\';
-        break;
-      case '/':
-        s += '/';
-        break;
-      case 'b':
-        s += '\b';
-        break;
-      case 'f':
-        s += '\f';
-        break;
-      case 'n':
-        s += '\n';
-        break;
-      case 'r':
-        s += '\r';
-        break;
-      case 't':
-        s += '\t';
-        break;
-      case 'u': {
-        uint32_t cp;
-        if (!parseHex4(cp))
-          return false;
-        if (cp >= 0xd800 && cp < 0xdc00) { // high surrogate: needs its pair
-          uint32_t lo;
-          if (!eat('\\') || !eat('u') || !parseHex4(lo) || lo < 0xdc00 ||
-              lo >= 0xe000)
-            return fail("unpaired surrogate in \\u escape");
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-          return fail("unpaired surrogate in \\u escape");
-        }
-        appendUtf8(s, cp);
-        break;
-      }
-      default:
-        --p_;
-        return fail("unknown escape in a string");
-      }
-    }
-    if (!eat('"'))
-      return fail("unterminated string");
-    return true;
-  }
   bool parseUInt(uint64_t &x) {
     if (p_ >= end_ || *p_ < '0' || *p_ > '9')
       return fail("expected a non-negative integer");
@@ -233,7 +119,7 @@ private:
     if (!eat('}')) {
       while (true) {
         std::string field;
-        if (!parseString(field))
+        if (!string(field))
           return false;
         skipWs();
         if (!eat(':'))
@@ -243,7 +129,7 @@ private:
         if (field == "dtype") {
           dup = haveDtype;
           haveDtype = true;
-          if (!parseString(dtype))
+          if (!string(dtype))
             return false;
         } else if (field == "shape") {
           dup = haveShape;
@@ -288,7 +174,7 @@ private:
       return true;
     while (true) {
       std::string k, v;
-      if (!parseString(k))
+      if (!string(k))
         return false;
       skipWs();
       if (!eat(':'))
@@ -296,7 +182,7 @@ private:
       skipWs();
       if (p_ < end_ && *p_ != '"')
         return fail("__metadata__: value of \"" + k + "\" must be a string");
-      if (!parseString(v))
+      if (!string(v))
         return false;
       if (!m.emplace(k, v).second)
         return fail("__metadata__: key \"" + k + "\" appears twice");
@@ -308,38 +194,7 @@ private:
       skipWs();
     }
   }
-
-  const char *begin_;
-  const char *p_;
-  const char *end_;
 };
-
-/// JSON string escaping. Control characters must be escaped: strict readers
-/// (Python's json, serde_json in the reference safetensors) reject them raw.
-std::string jsonEscape(const std::string &s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string o;
-  for (char ch : s) {
-    unsigned char c = (unsigned char)ch;
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += ch;
-    } else if (c == '\n') {
-      o += "\\n";
-    } else if (c == '\t') {
-      o += "\\t";
-    } else if (c == '\r') {
-      o += "\\r";
-    } else if (c < 0x20) {
-      o += "\\u00";
-      o += hex[c >> 4];
-      o += hex[c & 0xf];
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
 
 /// The directory part of `path`, for fsync after the rename.
 std::string parentDir(const std::string &path) {
@@ -481,8 +336,8 @@ bool writeSafeTensors(
     header += "\"__metadata__\":{";
     bool firstMeta = true;
     for (auto &kv : metadata) {
-      header += (firstMeta ? "" : ",") + std::string("\"") +
-                jsonEscape(kv.first) + "\":\"" + jsonEscape(kv.second) + "\"";
+      header += (firstMeta ? "" : ",") + rt::json::quote(kv.first) + ":" +
+                rt::json::quote(kv.second);
       firstMeta = false;
     }
     header += "}";
@@ -509,7 +364,7 @@ bool writeSafeTensors(
     const auto &[name, t] = tensors[i];
     header += first ? "" : ",";
     first = false;
-    header += "\"" + jsonEscape(name) + "\":{\"dtype\":\"" +
+    header += rt::json::quote(name) + ":{\"dtype\":\"" +
               std::string(safetensorsName(t.dtype())) + "\",\"shape\":[";
     for (size_t d = 0; d < t.shape().size(); ++d)
       header += (d ? "," : "") + std::to_string(t.shape()[d]);

@@ -10,6 +10,7 @@
 #include "peft/runtime.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -40,6 +41,24 @@ Block allocate(uint64_t bytes, uint64_t alignment = kAlignment) {
   if (p)
     std::memset(p, 0, size);
   return Block(p);
+}
+
+/// A "VmRSS:"/"VmHWM:" line of /proc/self/status in bytes; 0 where the
+/// file does not exist (not Linux).
+uint64_t procStatusBytes(const char *key) {
+  std::FILE *f = std::fopen("/proc/self/status", "r");
+  if (!f)
+    return 0;
+  char line[256];
+  uint64_t kb = 0;
+  size_t keyLength = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, keyLength) == 0) {
+      kb = std::strtoull(line + keyLength, nullptr, 10);
+      break;
+    }
+  std::fclose(f);
+  return kb * 1024;
 }
 
 void fillOnes(uint8_t *p, DType t, int64_t n) {
@@ -172,6 +191,10 @@ struct Session::Impl {
   Block arena;
   std::vector<Block> owned;
   std::vector<uint8_t *> paramPtr;
+  /// Bytes of `owned` blocks (params, optimizer state, constants) and of the
+  /// frozen params read from mapped files.
+  uint64_t ownedBytes = 0, mappedBytes = 0;
+  uint64_t rssAtCreate = 0, fileRssAtCreate = 0;
   /// Params a step may write: trainable ones, optimizer state, and any
   /// destination of a Copy/Gemm. Frozen mapped params are read-only memory.
   std::vector<bool> paramMutable;
@@ -243,6 +266,7 @@ struct Session::Impl {
       if (!paramMutable[i]) {
         // Frozen: the mapping itself is the param (read-only pages).
         paramPtr[i] = const_cast<uint8_t *>(source);
+        mappedBytes += bytes;
         return true;
       }
     } else if (p.init == Param::Init::Data) {
@@ -260,6 +284,7 @@ struct Session::Impl {
     else if (p.init == Param::Init::Ones)
       fillOnes(block.get(), p.dtype, numElements(p.shape));
     paramPtr[i] = block.get();
+    ownedBytes += bytes;
     owned.push_back(std::move(block));
     return true;
   }
@@ -291,6 +316,7 @@ struct Session::Impl {
         if (block) {
           std::memcpy(block.get(), b.constant.data(), b.bytes);
           p = block.get();
+          ownedBytes += b.bytes;
           owned.push_back(std::move(block));
         }
         break;
@@ -434,6 +460,7 @@ struct Session::Impl {
         error = "cannot allocate gradient sums";
         return false;
       }
+      ownedBytes += from.bytes;
       gradSums.push_back(std::move(sum));
     }
     return true;
@@ -521,6 +548,19 @@ struct Session::Impl {
         return false;
       }
       micros = n;
+      if (arg.indexLimit > 0)
+        for (int64_t i = 0, e = t.numel(); i < e; ++i) {
+          int64_t id = t.getInt(i);
+          if (id < 0 || id >= arg.indexLimit) {
+            // A gather kernel would read outside its table.
+            error = "input '" + arg.name + "' element " + std::to_string(i) +
+                    " is " + std::to_string(id) + ", outside [0, " +
+                    std::to_string(arg.indexLimit) +
+                    "): it indexes a table of " +
+                    std::to_string(arg.indexLimit) + " rows";
+            return false;
+          }
+        }
     }
     if (micros < 0)
       micros = 1;
@@ -617,6 +657,8 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Program> program,
   std::unique_ptr<Session> session(new Session());
   session->impl_ = std::make_unique<Impl>();
   Impl &s = *session->impl_;
+  s.rssAtCreate = procStatusBytes("VmRSS:");
+  s.fileRssAtCreate = procStatusBytes("RssFile:");
   s.program = std::move(program);
   s.ir = &s.program->ir();
   s.options = options;
@@ -894,7 +936,9 @@ bool Session::setParam(const std::string &name, const Tensor &value,
 }
 
 bool Session::saveAdapter(const std::string &dir, std::string &error) const {
-  const Impl &s = *impl_;
+  // Running a saved function writes only arena scratch, which no step keeps
+  // between calls: the session's state is unchanged.
+  Impl &s = *impl_;
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (size_t i = 0; i < s.ir->params.size(); ++i) {
     const Param &p = s.ir->params[i];
@@ -911,12 +955,32 @@ bool Session::saveAdapter(const std::string &dir, std::string &error) const {
       std::memcpy(t.mutableBytes(), s.paramPtr[i], t.byteSize());
     tensors.emplace_back(p.peftKey, std::move(t));
   }
+  // Tensors PEFT saves as computed from the trained params (a projected
+  // prefix's prompt_embeddings): the functions that compute them.
+  for (const program::Function &f : s.ir->functions) {
+    bool saves = false;
+    for (const program::Result &r : f.results)
+      saves |= !r.peftKey.empty();
+    if (!saves)
+      continue;
+    const Impl::Fn &fn = s.functions.at(f.name);
+    setThreads(s.threads);
+    if (!s.execute(fn, 0, fn.steps.size(), error)) {
+      error = "saving the adapter: " + error;
+      return false;
+    }
+    for (const program::Result &r : f.results) {
+      if (r.peftKey.empty())
+        continue;
+      const Buffer &b = s.buffer(r.buffer);
+      Tensor t(b.dtype, b.shape);
+      if (b.bytes)
+        std::memcpy(t.mutableBytes(), s.bufferPtr[r.buffer], b.bytes);
+      tensors.emplace_back(r.peftKey, std::move(t));
+    }
+  }
   if (tensors.empty()) {
     error = "the program has no adapter params (no param has a peft_key)";
-    return false;
-  }
-  if (s.ir->adapterConfigJson.empty()) {
-    error = "the program carries no adapter_config.json";
     return false;
   }
   std::error_code ec;
@@ -926,13 +990,17 @@ bool Session::saveAdapter(const std::string &dir, std::string &error) const {
     return false;
   }
   std::string base = (std::filesystem::path(dir) / "").string();
+  // Methods PEFT has no config for (ReFT: pyreft's intervention keys) save
+  // their tensors alone.
   return writeSafeTensors(base + "adapter_model.safetensors", tensors,
                           {{"format", "pt"}}, error) &&
-         writeFileAtomic(base + "adapter_config.json", s.ir->adapterConfigJson,
-                         error);
+         (s.ir->adapterConfigJson.empty() ||
+          writeFileAtomic(base + "adapter_config.json", s.ir->adapterConfigJson,
+                          error));
 }
 
-bool Session::loadAdapter(const std::string &dir, std::string &error) {
+bool Session::loadAdapter(const std::string &dir, std::string &error,
+                          ComputedTensors computed) {
   Impl &s = *impl_;
   std::string path =
       (std::filesystem::path(dir) / "adapter_model.safetensors").string();
@@ -953,10 +1021,6 @@ bool Session::loadAdapter(const std::string &dir, std::string &error) {
       return false;
     }
     used[p.peftKey] = true;
-    if (!s.paramMutable[i]) {
-      error = "param '" + p.name + "' (key '" + p.peftKey + "') is frozen";
-      return false;
-    }
     Shape want = p.shape;
     if (p.keyTransposed)
       std::swap(want[0], want[1]);
@@ -979,14 +1043,45 @@ bool Session::loadAdapter(const std::string &dir, std::string &error) {
                 dtypeSize(p.dtype));
       value = std::move(back);
     }
+    // A frozen param saved with the adapter (sparse fine-tuning's indices)
+    // is part of the compiled program: the file must hold its values.
+    if (!s.paramMutable[i]) {
+      if (value.byteSize() &&
+          std::memcmp(value.bytes(), s.paramPtr[i], value.byteSize()) != 0) {
+        error = "'" + path + "': tensor '" + p.peftKey + "' differs from " +
+                "frozen param '" + p.name +
+                "' of the program (it was compiled for other values)";
+        return false;
+      }
+      continue;
+    }
     staged.emplace_back(i, std::move(value));
   }
-  for (const auto &[name, tensor] : file.tensors)
-    if (!used.count(name)) {
+  // Keys a function computes from the trained params (Result.peft_key).
+  std::unordered_map<std::string, std::string> computedBy;
+  for (const program::Function &f : s.ir->functions)
+    for (const program::Result &r : f.results)
+      if (!r.peftKey.empty())
+        computedBy[r.peftKey] = f.name;
+  for (const auto &[name, tensor] : file.tensors) {
+    if (used.count(name))
+      continue;
+    auto by = computedBy.find(name);
+    if (by == computedBy.end()) {
       error = "'" + path + "': tensor '" + name +
               "' matches no adapter param of the program";
       return false;
     }
+    if (computed == ComputedTensors::Skip)
+      continue;
+    error = "'" + path + "': tensor '" + name +
+            "' is an output of the program's function '" + by->second +
+            "', not a param: PEFT saves a projected prefix as its encoder's "
+            "output, and the encoder's weights it was computed from cannot "
+            "be recovered from it. Resume from a checkpoint of this trainer "
+            "(--resume), or give peftc --init-adapter the encoder's weights";
+    return false;
+  }
   for (const auto &[i, value] : staged)
     if (value.byteSize())
       std::memcpy(s.paramPtr[i], value.bytes(), value.byteSize());
@@ -995,6 +1090,21 @@ bool Session::loadAdapter(const std::string &dir, std::string &error) {
 
 int Session::threads() const { return impl_->threads; }
 uint64_t Session::arenaBytes() const { return impl_->ir->arenaBytes; }
+
+MemoryUse Session::memoryUse() const {
+  const Impl &s = *impl_;
+  MemoryUse use;
+  use.arena = s.ir->arenaBytes;
+  use.owned = s.ownedBytes;
+  for (const std::vector<uint8_t> &copy : s.snapshot)
+    use.owned += copy.capacity();
+  use.mapped = s.mappedBytes;
+  use.rssAtCreate = s.rssAtCreate;
+  use.fileRssAtCreate = s.fileRssAtCreate;
+  use.peakRss = procStatusBytes("VmHWM:");
+  use.fileRss = procStatusBytes("RssFile:");
+  return use;
+}
 const Program &Session::program() const { return *impl_->program; }
 
 } // namespace peft::rt

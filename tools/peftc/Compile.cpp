@@ -95,6 +95,7 @@ static LogicalResult link(llvm::StringRef object,
 FailureOr<LoweredProgram> lowerProgram(ModuleOp module,
                                        const CompileOptions &options) {
   MLIRContext *context = module.getContext();
+  codegen::recordIndexLimits(module);
   {
     PassManager pm(context);
     pm.addPass(createDecompose());

@@ -27,6 +27,9 @@ struct InputSpec {
   std::string name;
   DType dtype = DType::I64;
   Shape shape;
+  /// > 0: values index a table of this many rows (the program's
+  /// Arg::indexLimit): token ids must lie in [0, indexLimit).
+  int64_t indexLimit = 0;
 };
 
 /// How examples become batches; dataConfigFromProgram fills it.
@@ -41,8 +44,9 @@ struct DataConfig {
   /// The cross-entropy loss's class-id input ("" when the loss has none):
   /// padded with ignore_index, range-checked against the vocabulary.
   std::string labelsKey = "labels";
-  /// Token ids of `input_ids` and of labelsKey must lie in [0, vocabSize);
-  /// 0 when unknown (no range check).
+  /// Class ids of labelsKey must lie in [0, vocabSize) (or be ignore_index);
+  /// 0 when unknown (no range check). `input_ids` is checked against it too
+  /// when the program gives it no indexLimit of its own.
   int64_t vocabSize = 0;
 };
 

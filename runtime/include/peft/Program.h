@@ -50,12 +50,20 @@ struct Arg {
   uint32_t buffer = 0;
   std::string name;
   bool isStep = false;
+  /// > 0: the argument indexes a table of this many rows (token ids into
+  /// the embedding), so its values must lie in [0, indexLimit).
+  int64_t indexLimit = 0;
 };
 
 struct Result {
   uint32_t buffer = 0;
   std::string metric;
   std::string name;
+  /// Key in adapter_model.safetensors ("" = not saved): Session::saveAdapter
+  /// runs the function (which then takes no arguments) and saves this result
+  /// with the params' keys. (Initialised so that {buffer, metric, name}
+  /// aggregates stay complete.)
+  std::string peftKey{};
 };
 
 struct Launch {
@@ -65,7 +73,12 @@ struct Launch {
 };
 
 struct Gemm {
-  enum class Epilogue : uint8_t { None = 0, Relu = 1, GeluErf = 2, GeluTanh = 3 };
+  enum class Epilogue : uint8_t {
+    None = 0,
+    Relu = 1,
+    GeluErf = 2,
+    GeluTanh = 3
+  };
   uint32_t a = 0, b = 0, c = 0;
   int64_t batch = 1, m = 0, n = 0, k = 0;
   bool transA = false, transB = false;

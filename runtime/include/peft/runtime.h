@@ -71,6 +71,32 @@ struct StepMetrics {
   double loss = 0, gradNorm = 0, lr = 0;
 };
 
+/// What a session holds, against what the process measured: the plan is the
+/// arena plus everything the session owns plus the mapped weights.
+struct MemoryUse {
+  uint64_t arena = 0;  // the memory plan's arena
+  uint64_t owned = 0;  // trainable params, optimizer state, constants,
+                       // gradient sums, the NaN snapshot
+  uint64_t mapped = 0; // frozen weights read from mapped files
+  uint64_t planned() const { return arena + owned + mapped; }
+  /// From /proc/self/status (0 where unknown): RSS and its file-backed part
+  /// when create() began, the process's peak RSS and file-backed RSS now.
+  uint64_t rssAtCreate = 0, fileRssAtCreate = 0;
+  uint64_t peakRss = 0, fileRss = 0;
+  /// Library code paged in since create() (oneDNN's kernels on first use):
+  /// file-backed pages beyond the mapped weights. Not the session's data.
+  uint64_t libraryPages() const {
+    uint64_t file = fileRss > fileRssAtCreate ? fileRss - fileRssAtCreate : 0;
+    return file > mapped ? file - mapped : 0;
+  }
+  /// Peak RSS grown since create(), less library code: what the session's
+  /// data cost in fact, to compare with planned().
+  uint64_t grown() const {
+    uint64_t g = peakRss > rssAtCreate ? peakRss - rssAtCreate : 0;
+    return g > libraryPages() ? g - libraryPages() : 0;
+  }
+};
+
 /// Named graph inputs of one optimizer step: each tensor holds
 /// `micro_batches x batch` rows along axis 0 (gradient accumulation
 /// splits them), or one micro-batch when accumulation is 1.
@@ -111,14 +137,28 @@ public:
                 std::string &error);
 
   /// adapter_config.json + adapter_model.safetensors with PEFT's keys,
-  /// written atomically into `dir` (created if needed).
+  /// written atomically into `dir` (created if needed); the tensors alone
+  /// when the program carries no config (ReFT, saved by pyreft's keys).
+  /// Results with a peft_key are computed by running their function (a
+  /// projected prefix's prompt_embeddings, the encoder's output), which
+  /// uses the arena as scratch: not concurrently with another call.
   bool saveAdapter(const std::string &dir, std::string &error) const;
-  /// Loads PEFT-layout adapter weights into the matching params.
-  bool loadAdapter(const std::string &dir, std::string &error);
+  /// What loadAdapter does with a tensor that a function computes from the
+  /// params (a projected prefix's prompt_embeddings): an adapter given to
+  /// start from is refused, since the params cannot be recovered from it;
+  /// a checkpoint's is skipped, its params being in optimizer.safetensors.
+  enum class ComputedTensors { Reject, Skip };
+  /// Loads PEFT-layout adapter weights into the matching params. A frozen
+  /// param with a key (sparse fine-tuning's indices) is checked, not
+  /// loaded: the file must hold the values the program was compiled with.
+  bool loadAdapter(const std::string &dir, std::string &error,
+                   ComputedTensors computed = ComputedTensors::Reject);
 
   int threads() const;
   /// The memory plan's arena, as allocated.
   uint64_t arenaBytes() const;
+  /// Planned bytes and the process's measured peak (Linux /proc).
+  MemoryUse memoryUse() const;
   const Program &program() const;
 
 private:

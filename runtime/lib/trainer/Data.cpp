@@ -84,6 +84,18 @@ bool checkTokenRange(const Tensor &t, const std::string &where,
   return true;
 }
 
+/// The exclusive upper bound of an input's ids (0: unchecked): the labels'
+/// class count, else the table the program says the input indexes, else
+/// the vocabulary for `input_ids` of programs that do not say.
+int64_t idLimit(const DataConfig &config, const InputSpec &input,
+                bool isLabels) {
+  if (isLabels)
+    return config.vocabSize;
+  if (input.indexLimit > 0)
+    return input.indexLimit;
+  return input.name == "input_ids" ? config.vocabSize : 0;
+}
+
 /// The *.safetensors files of a folder, in name order.
 bool listSafetensors(const std::string &dir, std::vector<std::string> &files,
                      std::string &error) {
@@ -151,7 +163,7 @@ bool dataConfigFromProgram(const program::Program &program,
               std::to_string(b.shape[0]) + ")";
       return false;
     }
-    c.inputs.push_back({arg.name, b.dtype, b.shape});
+    c.inputs.push_back({arg.name, b.dtype, b.shape, arg.indexLimit});
   }
   if (c.inputs.empty()) {
     error = "function '" + function + "' takes no data inputs";
@@ -310,6 +322,7 @@ bool readJsonl(const std::string &path, const DataConfig &config,
               ? tokens
               : (v.kind == json::Value::Kind::Object ? v.get(name) : nullptr);
       bool isLabels = !config.labelsKey.empty() && name == config.labelsKey;
+      int64_t limit = idLimit(config, input, isLabels);
       if (input.shape.size() == 1) {
         // One number per example (e.g. a prompt length).
         if (!field || !field->isNumber() ||
@@ -320,7 +333,15 @@ bool readJsonl(const std::string &path, const DataConfig &config,
                          : "missing key " + quoted(name));
           return false;
         }
-        ints[k].push_back(field->integer);
+        int64_t id = field->integer;
+        if (!isFloatInput && limit > 0 && (id < 0 || id >= limit) &&
+            !(isLabels && id == config.ignoreIndex)) {
+          error = where + ": " + quoted(name) + ": " +
+                  (isLabels ? "class id " : "id ") + std::to_string(id) +
+                  " is outside [0, " + std::to_string(limit) + ")";
+          return false;
+        }
+        ints[k].push_back(id);
         floats[k].push_back(field->number);
         continue;
       }
@@ -349,14 +370,12 @@ bool readJsonl(const std::string &path, const DataConfig &config,
             return false;
           }
           int64_t id = e.integer;
-          bool tokenIds = name == "input_ids" || isLabels;
-          if (tokenIds && !isFloatInput && config.vocabSize > 0 &&
-              (id < 0 || id >= config.vocabSize) &&
+          if (!isFloatInput && limit > 0 && (id < 0 || id >= limit) &&
               !(isLabels && id == config.ignoreIndex)) {
             error = where + ": " + quoted(name) + "[" + std::to_string(i) +
                     "]: token id " + std::to_string(id) +
-                    " is outside the vocabulary [0, " +
-                    std::to_string(config.vocabSize) + ")";
+                    " is outside the vocabulary [0, " + std::to_string(limit) +
+                    ")";
             return false;
           }
           rowInts[i] = id;
@@ -465,9 +484,8 @@ bool readSafetensorsData(const std::string &path, const DataConfig &config,
       return false;
     }
     bool isLabels = !config.labelsKey.empty() && input.name == config.labelsKey;
-    if ((input.name == "input_ids" || isLabels) &&
-        !checkTokenRange(*t, path, input.name, config.vocabSize, isLabels,
-                         config.ignoreIndex, error))
+    if (!checkTokenRange(*t, path, input.name, idLimit(config, input, isLabels),
+                         isLabels, config.ignoreIndex, error))
       return false;
     columns.push_back(*t);
   }

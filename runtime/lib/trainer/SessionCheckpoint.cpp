@@ -38,7 +38,10 @@ bool restoreCheckpoint(Session &session, const std::string &checkpointDir,
             std::to_string(s.threads);
     return false;
   }
-  if (!session.loadAdapter(checkpointDir, error))
+  // A computed adapter tensor (a projected prefix's prompt_embeddings) is
+  // derived state: the params it comes from are in optimizer.safetensors.
+  if (!session.loadAdapter(checkpointDir, error,
+                           Session::ComputedTensors::Skip))
     return false;
   for (auto &[name, value] : tensors.tensors)
     if (!session.setParam(name, value, error)) {

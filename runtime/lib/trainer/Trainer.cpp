@@ -320,6 +320,19 @@ int runTrainer(int argc, const char *const *argv,
   std::fprintf(stderr, "trainer: %lld steps in %.1f s; adapter written to %s\n",
                (long long)(finalStep - startStep), clock.seconds(),
                out.c_str());
+  MemoryUse memory = session->memoryUse();
+  if (memory.peakRss)
+    std::fprintf(
+        stderr,
+        "trainer: memory plan %llu bytes (arena %llu, params and "
+        "state %llu, mapped weights %llu); peak RSS grew by %llu "
+        "bytes besides %llu bytes of library code (%.3f of the "
+        "plan)\n",
+        (unsigned long long)memory.planned(), (unsigned long long)memory.arena,
+        (unsigned long long)memory.owned, (unsigned long long)memory.mapped,
+        (unsigned long long)memory.grown(),
+        (unsigned long long)memory.libraryPages(),
+        (double)memory.grown() / (double)memory.planned());
   return 0;
 }
 

@@ -1,6 +1,7 @@
 //===- LoweringTestUtil.h - a golden case, lowered --------------*- C++ -*-===//
 #pragma once
 
+#include "codegen/program/ProgramEmitter.h"
 #include "frontends/onnx/Importer.h"
 #include "frontends/spec/PeftSpec.h"
 #include "passes/Passes.h"
@@ -56,6 +57,10 @@ buildLowered(mlir::MLIRContext &ctx, const std::string &model,
   pm.addPass(createBuildLoss());
   pm.addPass(createDifferentiateTrainable());
   pm.addPass(createOptimizer());
+  if (failed(pm.run(*module)))
+    return nullptr;
+  codegen::recordIndexLimits(*module);
+  pm.clear();
   pm.addPass(createDecompose());
   pm.addPass(createLowerGemms());
   pm.addPass(createOutlineKernels());

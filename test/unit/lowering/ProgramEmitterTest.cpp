@@ -199,6 +199,15 @@ TEST_F(ProgramEmission, Structure) {
           << a.name;
   }
   EXPECT_EQ(steps, 1);
+  // input_ids index the embedding table (the LM head's width here); the
+  // mask and the labels index nothing.
+  int64_t vocab = 0;
+  for (const program::Result &r : p.function("forward")->results)
+    if (r.name == "logits")
+      vocab = p.buffers[r.buffer].shape.back();
+  ASSERT_GT(vocab, 0);
+  for (const program::Arg &a : step->args)
+    EXPECT_EQ(a.indexLimit, a.name == "input_ids" ? vocab : 0) << a.name;
   ASSERT_EQ(step->results.size(), 3u);
   EXPECT_EQ(step->results[1].metric, "grad_norm");
   EXPECT_EQ(step->results[2].metric, "lr");

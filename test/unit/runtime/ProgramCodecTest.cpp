@@ -64,12 +64,20 @@ TEST(ProgramCodec, RoundTripsEveryField) {
   EXPECT_EQ(m.init, Param::Init::Ones);
   EXPECT_EQ(m.stateOf, "fc2.weight");
   EXPECT_EQ(m.stateName, "momentum_buffer");
-  ASSERT_EQ(q.functions.size(), 3u);
+  ASSERT_EQ(q.functions.size(), 4u);
+  const Function &saved = q.functions[3];
+  EXPECT_TRUE(saved.args.empty());
+  ASSERT_EQ(saved.results.size(), 1u);
+  EXPECT_EQ(saved.results[0].peftKey, "prompt_embeddings");
+  EXPECT_EQ(saved.results[0].name, "table");
+  EXPECT_TRUE(q.functions[0].results[0].peftKey.empty());
   const Function &t = q.functions[0];
   EXPECT_EQ(t.name, "train_step");
   ASSERT_EQ(t.results.size(), 3u);
   EXPECT_EQ(t.results[1].name, "fc1.bias.grad");
   EXPECT_EQ(q.functions[1].args[0].isStep, true);
+  EXPECT_EQ(q.functions[2].args.back().name, "ids");
+  EXPECT_EQ(q.functions[2].args.back().indexLimit, 50257);
   const Gemm &g = t.steps.back().gemm;
   ASSERT_EQ(t.steps.back().kind, Step::Kind::Gemm);
   EXPECT_EQ(g.alpha, -0.5);
@@ -252,6 +260,10 @@ const BadCase kBadCases[] = {
     {"duplicate_function",
      [](Program &p) { p.functions[2].name = "train_step"; },
      "program: functions[2].name: 'train_step' also names functions[0]"},
+    {"index_limit_on_floats",
+     [](Program &p) { p.functions[0].args[1].indexLimit = 50; },
+     "program: functions[0].args[1]: index_limit 50 must be 0, or positive "
+     "on an integer input"},
     {"alignment", [](Program &p) { p.arenaAlignment = 48; },
      "program: arena_alignment: 48 is not a power of two <= 4096"},
 };
@@ -287,6 +299,26 @@ TEST(ProgramCodec, TruncationNamesTheField) {
   // A step with none of launch, gemm, copy.
   EXPECT_FALSE(decode(std::string("\x32\x02\x22\x00", 4), q, error));
   EXPECT_EQ(error, "program: functions[0].steps[0]: no launch, gemm or copy");
+}
+
+TEST(ProgramCodec, SavedResultsAreCheckedOnDecode) {
+  std::string error;
+  Program q;
+  // The adapter is saved without data: a saved result's function takes no
+  // arguments.
+  Program p = testprog::everyFieldProgram();
+  p.functions[0].results[0].peftKey = "loss";
+  EXPECT_FALSE(decode(encoded(p), q, error));
+  EXPECT_EQ(error, "program: functions[0].results[0].peft_key: 'loss' is "
+                   "saved from function 'train_step', which takes 2 "
+                   "arguments (a saved result's function takes none)");
+  // One tensor per key in adapter_model.safetensors.
+  p = testprog::everyFieldProgram();
+  p.functions[3].results[0].peftKey = p.params[2].peftKey;
+  EXPECT_FALSE(decode(encoded(p), q, error));
+  EXPECT_EQ(error, "program: functions[3].results[0].peft_key: "
+                   "'base_model.model.fc2.lora_B.weight' is saved by "
+                   "params[2].peft_key already");
 }
 
 TEST(ProgramCodec, CorruptInputNeverCrashes) {

@@ -40,6 +40,12 @@ TEST(ProgramProtobuf, ParsesEncodeProgramsBytesAndWritesTheSame) {
     ASSERT_EQ((size_t)proto.functions_size(), p.functions.size());
     for (size_t f = 0; f < p.functions.size(); ++f) {
       const peftpb::Function &fn = proto.functions((int)f);
+      ASSERT_EQ((size_t)fn.results_size(), p.functions[f].results.size());
+      for (size_t r = 0; r < p.functions[f].results.size(); ++r) {
+        EXPECT_EQ(fn.results((int)r).name(), p.functions[f].results[r].name);
+        EXPECT_EQ(fn.results((int)r).peft_key(),
+                  p.functions[f].results[r].peftKey);
+      }
       ASSERT_EQ((size_t)fn.steps_size(), p.functions[f].steps.size());
       for (size_t s = 0; s < p.functions[f].steps.size(); ++s) {
         const program::Step &want = p.functions[f].steps[s];
@@ -135,6 +141,11 @@ TEST(ProgramProtobuf, DecodesWhatLibprotobufWrites) {
   peftpb::Copy *copy = fn->add_steps()->mutable_copy();
   copy->set_src(2);
   copy->set_dst(2);
+  peftpb::Function *saved = proto.add_functions();
+  saved->set_name("prefix_prompt_embeddings");
+  peftpb::Result *table = saved->add_results();
+  table->set_buffer(2);
+  table->set_peft_key("prompt_embeddings");
   std::string bytes = proto.SerializeAsString();
 
   program::Program got;
@@ -157,6 +168,9 @@ TEST(ProgramProtobuf, DecodesWhatLibprotobufWrites) {
   EXPECT_EQ(got.buffers[3].constant.size(), 8u);
   const program::Function &f = got.functions.at(0);
   EXPECT_EQ(f.results[0].metric, "loss");
+  EXPECT_TRUE(f.results[0].peftKey.empty());
+  ASSERT_EQ(got.functions.size(), 2u);
+  EXPECT_EQ(got.functions[1].results.at(0).peftKey, "prompt_embeddings");
   ASSERT_EQ(f.steps.size(), 3u);
   EXPECT_EQ(f.steps[0].kind, program::Step::Kind::Gemm);
   EXPECT_EQ(f.steps[0].gemm.alpha, 0.125);

@@ -381,6 +381,84 @@ TEST_F(SessionTest, SavesAndLoadsAdaptersInPeftLayout) {
   EXPECT_EQ(floats(loaded), floats(w2));
 }
 
+/// mlpProgram plus a function of no arguments whose result the adapter
+/// saves under "derived_w2": a copy of fc2.weight into the arena (as a
+/// projected prefix's encoder output is computed from its params).
+std::shared_ptr<const rt::Program> withSavedFunction(const std::string &weights,
+                                                     std::string &error) {
+  program::Program p = mlpProgram(weights);
+  uint32_t w2 = 0;
+  for (uint32_t i = 0; i < p.buffers.size(); ++i)
+    if (p.buffers[i].kind == program::Buffer::Kind::Param &&
+        p.params[p.buffers[i].param].name == "fc2.weight")
+      w2 = i;
+  program::Buffer out = p.buffers[w2];
+  out.kind = program::Buffer::Kind::Arena;
+  out.offset = 0;
+  out.name = "derived";
+  p.buffers.push_back(out);
+  program::Function saved;
+  saved.name = "derive";
+  program::Result r;
+  r.buffer = (uint32_t)p.buffers.size() - 1;
+  r.peftKey = "derived_w2";
+  saved.results.push_back(r);
+  saved.steps.push_back(testprog::Builder::copy(w2, r.buffer));
+  p.functions.push_back(saved);
+  return rt::Program::fromParts(program::encodeProgram(p), kernelTable(),
+                                error);
+}
+
+TEST_F(SessionTest, SavesWhatAFunctionComputes) {
+  std::string error;
+  auto program = withSavedFunction(weights_, error);
+  ASSERT_TRUE(program) << error;
+  auto session = rt::Session::create(program, {}, error);
+  auto plain = open();
+  ASSERT_TRUE(session && plain) << error;
+  rt::StepMetrics m, n;
+  for (int64_t step = 1; step <= 2; ++step) {
+    ASSERT_TRUE(session->trainStep(batchOf(step, 1), step, m, error)) << error;
+    ASSERT_TRUE(plain->trainStep(batchOf(step, 1), step, n, error)) << error;
+  }
+  std::string dir = path("derived");
+  ASSERT_TRUE(session->saveAdapter(dir, error)) << error;
+  SafeTensorsFile file;
+  ASSERT_TRUE(readSafeTensors(dir + "/adapter_model.safetensors", file, error))
+      << error;
+  ASSERT_EQ(file.tensors.size(), 3u);
+  const Tensor *derived = file.find("derived_w2");
+  ASSERT_TRUE(derived);
+  Tensor w2;
+  ASSERT_TRUE(session->getParam("fc2.weight", w2, error));
+  EXPECT_EQ(derived->shape(), w2.shape());
+  EXPECT_EQ(floats(*derived), floats(w2));
+  // Saving used the arena as scratch only: training goes on as without it.
+  ASSERT_TRUE(session->trainStep(batchOf(3, 1), 3, m, error)) << error;
+  ASSERT_TRUE(plain->trainStep(batchOf(3, 1), 3, n, error)) << error;
+  EXPECT_EQ(m.loss, n.loss);
+
+  // The derived tensor cannot be loaded into the params it came from; a
+  // checkpoint's adapter skips it.
+  auto fresh = rt::Session::create(program, {}, error);
+  ASSERT_TRUE(fresh) << error;
+  EXPECT_FALSE(fresh->loadAdapter(dir, error));
+  EXPECT_EQ(error, "'" + dir +
+                       "/adapter_model.safetensors': tensor 'derived_w2' is "
+                       "an output of the program's function 'derive', not a "
+                       "param: PEFT saves a projected prefix as its encoder's "
+                       "output, and the encoder's weights it was computed "
+                       "from cannot be recovered from it. Resume from a "
+                       "checkpoint of this trainer (--resume), or give peftc "
+                       "--init-adapter the encoder's weights");
+  ASSERT_TRUE(
+      fresh->loadAdapter(dir, error, rt::Session::ComputedTensors::Skip))
+      << error;
+  Tensor loaded;
+  ASSERT_TRUE(fresh->getParam("fc2.weight", loaded, error));
+  EXPECT_EQ(floats(loaded), floats(*derived));
+}
+
 TEST_F(SessionTest, ReportsBadInputsAndFiles) {
   auto session = open();
   ASSERT_TRUE(session);

@@ -377,6 +377,27 @@ inline program::Program everyFieldProgram() {
   g.gemm.strideC = 11;
   g.gemm.epilogue = program::Gemm::Epilogue::GeluTanh;
   p.functions[0].steps.push_back(g);
+  // Token ids: an integer input that indexes a table.
+  program::Buffer ids = p.buffers[p.functions[2].args[0].buffer];
+  ids.dtype = DType::I32;
+  ids.name = "ids";
+  p.buffers.push_back(ids);
+  program::Arg idsArg;
+  idsArg.buffer = (uint32_t)p.buffers.size() - 1;
+  idsArg.name = "ids";
+  idsArg.indexLimit = 50257;
+  p.functions[2].args.push_back(idsArg);
+  // A function whose result the adapter saves (a projected prefix's
+  // encoder output), taking no arguments.
+  program::Function saved;
+  saved.name = "prefix_prompt_embeddings";
+  program::Result table;
+  table.buffer = v;
+  table.name = "table";
+  table.peftKey = "prompt_embeddings";
+  saved.results.push_back(table);
+  saved.steps.push_back(Builder::copy(v, v));
+  p.functions.push_back(saved);
   return p;
 }
 

@@ -263,6 +263,38 @@ TEST_F(DataTest, JsonlErrorsNameTheLine) {
   expectOpenError(path("missing.jsonl"), lmConfig(), "cannot open");
 }
 
+TEST_F(DataTest, IdsAreCheckedAgainstTheTableTheyIndex) {
+  // A sequence classifier: labels are 3 classes, input_ids index a
+  // 40-row embedding table (the program's Arg::indexLimit).
+  DataConfig c = lmConfig(2, 4, /*vocab=*/3);
+  c.inputs[0].indexLimit = 40;
+  c.inputs[2].shape = {2};
+  std::string p = path("cls.jsonl");
+  writeFile(p, "{\"input_ids\": [39, 12], \"labels\": 2}\n");
+  std::string error;
+  EXPECT_TRUE(Dataset::open(p, c, error)) << error;
+  writeFile(p, "{\"input_ids\": [40], \"labels\": 1}\n");
+  expectOpenError(p, c,
+                  "cls.jsonl:1: \"input_ids\"[0]: token id 40 is outside "
+                  "the vocabulary [0, 40)");
+  writeFile(p, "{\"input_ids\": [4], \"labels\": 3}\n");
+  expectOpenError(p, c,
+                  "cls.jsonl:1: \"labels\": class id 3 is outside [0, 3)");
+  // Safetensors columns get the same check.
+  std::string st = path("cls.safetensors");
+  Tensor ids = rowsTensor(2, 4, 5); // up to 5 + 10 + 3 = 18
+  Tensor mask = rowsTensor(2, 4, 1);
+  Tensor labels(DType::I64, {2});
+  labels.setInt(0, 0);
+  labels.setInt(1, 2);
+  writeSt(st, {{"input_ids", ids}, {"attention_mask", mask}, {"labels", labels}});
+  c.inputs[0].indexLimit = 18;
+  expectOpenError(st, c, "key \"input_ids\" row 1 position 3: token id 18 "
+                         "is outside the vocabulary [0, 18)");
+  c.inputs[0].indexLimit = 19;
+  EXPECT_TRUE(Dataset::open(st, c, error)) << error;
+}
+
 TEST_F(DataTest, JsonlNeedsEveryOtherInputByName) {
   DataConfig c = lmConfig();
   c.inputs.push_back({"token_type_ids", DType::I64, {2, 6}});

@@ -1,4 +1,5 @@
 #include "Json.h"
+#include "JsonLexer.h"
 
 #include <cerrno>
 #include <cmath>
@@ -13,10 +14,10 @@ namespace {
 /// a hostile file from exhausting the stack.
 constexpr int kMaxDepth = 64;
 
-class Parser {
+class Parser : public Lexer {
 public:
   explicit Parser(const std::string &text)
-      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
+      : Lexer(text.data(), text.size(), "byte") {}
 
   bool document(Value &out) {
     skipWs();
@@ -28,26 +29,7 @@ public:
     return true;
   }
 
-  std::string error;
-
 private:
-  bool fail(const std::string &msg) {
-    if (error.empty())
-      error = msg + " (at byte " + std::to_string(p_ - begin_) + ")";
-    return false;
-  }
-  void skipWs() {
-    while (p_ < end_ &&
-           (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r'))
-      ++p_;
-  }
-  bool eat(char c) {
-    if (p_ < end_ && *p_ == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
   bool literal(const char *word) {
     const char *q = p_;
     for (const char *w = word; *w; ++w, ++q)
@@ -136,102 +118,6 @@ private:
     }
   }
 
-  static void appendUtf8(std::string &s, uint32_t cp) {
-    if (cp < 0x80) {
-      s += (char)cp;
-    } else if (cp < 0x800) {
-      s += (char)(0xc0 | (cp >> 6));
-      s += (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      s += (char)(0xe0 | (cp >> 12));
-      s += (char)(0x80 | ((cp >> 6) & 0x3f));
-      s += (char)(0x80 | (cp & 0x3f));
-    } else {
-      s += (char)(0xf0 | (cp >> 18));
-      s += (char)(0x80 | ((cp >> 12) & 0x3f));
-      s += (char)(0x80 | ((cp >> 6) & 0x3f));
-      s += (char)(0x80 | (cp & 0x3f));
-    }
-  }
-  bool hex4(uint32_t &v) {
-    if (end_ - p_ < 4)
-      return fail("truncated \\u escape");
-    v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = *p_++;
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= (uint32_t)(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= (uint32_t)(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= (uint32_t)(c - 'A' + 10);
-      else
-        return fail("bad hex digit in \\u escape");
-    }
-    return true;
-  }
-  bool string(std::string &s) {
-    if (!eat('"'))
-      return fail("expected a string");
-    while (p_ < end_ && *p_ != '"') {
-      unsigned char c = (unsigned char)*p_++;
-      if (c < 0x20)
-        return fail("control character in a string");
-      if (c != '\\') {
-        s += (char)c;
-        continue;
-      }
-      if (p_ >= end_)
-        break;
-      char e = *p_++;
-      switch (e) {
-      case '"':
-      case '\\':
-      case '/':
-        s += e;
-        break;
-      case 'b':
-        s += '\b';
-        break;
-      case 'f':
-        s += '\f';
-        break;
-      case 'n':
-        s += '\n';
-        break;
-      case 'r':
-        s += '\r';
-        break;
-      case 't':
-        s += '\t';
-        break;
-      case 'u': {
-        uint32_t cp;
-        if (!hex4(cp))
-          return false;
-        if (cp >= 0xd800 && cp < 0xdc00) {
-          uint32_t lo;
-          if (!eat('\\') || !eat('u') || !hex4(lo) || lo < 0xdc00 ||
-              lo >= 0xe000)
-            return fail("unpaired surrogate in \\u escape");
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-          return fail("unpaired surrogate in \\u escape");
-        }
-        appendUtf8(s, cp);
-        break;
-      }
-      default:
-        --p_;
-        return fail("unknown escape in a string");
-      }
-    }
-    if (!eat('"'))
-      return fail("unterminated string");
-    return true;
-  }
-
   bool numberValue(Value &out) {
     const char *start = p_;
     eat('-');
@@ -274,10 +160,6 @@ private:
     out.number = std::strtod(text.c_str(), nullptr);
     return true;
   }
-
-  const char *begin_;
-  const char *p_;
-  const char *end_;
 };
 
 } // namespace
