@@ -69,6 +69,73 @@ LogicalResult checkWindow(Operation *op, const Window &w, size_t inputRank,
   return success();
 }
 
+/// The layout of an [N, C, D1..Dk] tensor: its shape and row-major strides.
+struct Planes {
+  ArrayRef<int64_t> shape;
+  SmallVector<int64_t> strides;
+
+  explicit Planes(Value tensor)
+      : shape(shapeOf(tensor)), strides(rowMajorStrides(shape)) {}
+  ArrayRef<int64_t> spatial() const { return shape.drop_front(2); }
+  /// The offset of element [n, c, 0, ..., 0].
+  Value base(IndexMath &m, Value n, Value c) const {
+    return m.add(m.mul(n, strides[0]), m.mul(c, strides[1]));
+  }
+  /// `base` moved to spatial position `pos` of its [n, c] plane.
+  Value at(IndexMath &m, Value base, ArrayRef<Value> pos) const {
+    for (size_t d = 0; d < pos.size(); ++d)
+      base = m.add(base, m.mul(pos[d], strides[d + 2]));
+    return base;
+  }
+};
+
+/// The spatial part [D1..Dk] of coordinates [N, C, D1..Dk].
+ArrayRef<Value> spatialOf(ArrayRef<Value> coords) {
+  return coords.drop_front(2);
+}
+
+/// What every window emitter reads off its op (a conv or pool op): the
+/// window, checked against the kernel and against the tensor the window
+/// slides on (`in`), and the result, written one element per parallel
+/// iteration.
+struct WindowEmit {
+  Window win;
+  SmallVector<int64_t> kernel;
+  Planes in;
+  Source x; // reads `in`
+  ArrayRef<int64_t> outShape;
+  Value out;
+  Type elem;
+
+  /// Stores f64 `v` as result element `iv`.
+  void storeF64(OpBuilder &b, Location loc, Value v, Value iv) const {
+    storeElement(b, loc, fromF64(b, loc, v, elem), out, iv, elem);
+  }
+};
+template <typename WindowOp>
+FailureOr<WindowEmit> windowEmit(LoopEmitContext &ctx, WindowOp op,
+                                 Value slidesOn, ArrayRef<int64_t> kernel) {
+  WindowEmit e{Window{SmallVector<int64_t>(op.getStrides()),
+                      SmallVector<int64_t>(op.getPads()),
+                      SmallVector<int64_t>(op.getDilations())},
+               SmallVector<int64_t>(kernel),
+               Planes(slidesOn),
+               Source(ctx, slidesOn),
+               shapeOf(op.getResult()),
+               ctx.buffer(op.getResult()),
+               elementTypeOf(op.getResult())};
+  if (failed(checkWindow(op, e.win, e.in.shape.size(), e.kernel)))
+    return failure();
+  return e;
+}
+
+/// windowEmit for a pool op, whose kernel is its kernel_shape attribute.
+template <typename PoolOp>
+FailureOr<WindowEmit> poolWindow(LoopEmitContext &ctx, PoolOp op,
+                                 Value slidesOn) {
+  return windowEmit(ctx, op, slidesOn, op.getKernelShape());
+}
+
 /// The input position of tap `t` of the window at output position `o`
 /// along spatial dim `d`: o * stride - pad_begin + t * dilation.
 Value tapPosition(IndexMath &m, const Window &w, size_t d, Value o, Value t) {
@@ -90,26 +157,81 @@ std::pair<Value, Value> windowAt(IndexMath &m, const Window &w, size_t d,
   return {m.select(valid, o, m.c(0)), valid};
 }
 
-/// Where tap `t` of the window at spatial output position `o` lands in an
-/// input of spatial shape `inSpatial` with strides `inStrides` (of the whole
-/// [N, C, ...] tensor) starting at `base`: the offset (clamped to `base`
-/// outside the input, so always a valid address), whether it is inside the
-/// input, and whether it is inside the padded extent.
+/// Where tap `t` of the window at spatial output position `o` lands in the
+/// tensor the window slides on, from the offset `base` of its [n, c] plane:
+/// the offset (clamped to `base` outside the input, so always a valid
+/// address), whether it is inside the input, and whether it is inside the
+/// padded extent.
 struct Tap {
   Value offset, inInput, inPadded;
 };
-Tap locateTap(IndexMath &m, const Window &w, Value base, ArrayRef<Value> o,
-              ArrayRef<Value> t, ArrayRef<int64_t> inSpatial,
-              ArrayRef<int64_t> inStrides) {
+Tap locateTap(IndexMath &m, const WindowEmit &e, Value base, ArrayRef<Value> o,
+              ArrayRef<Value> t) {
+  const Window &w = e.win;
+  ArrayRef<int64_t> inSpatial = e.in.spatial();
   Value offset = base, inInput = m.trueVal(), inPadded = m.trueVal();
   for (size_t d = 0; d < w.rank(); ++d) {
     Value pos = tapPosition(m, w, d, o[d], t[d]);
     inInput = m.land(inInput, m.inRange(pos, 0, inSpatial[d]));
     inPadded = m.land(
         inPadded, m.inRange(pos, -w.padBegin(d), inSpatial[d] + w.padEnd(d)));
-    offset = m.add(offset, m.mul(pos, inStrides[d + 2]));
+    offset = m.add(offset, m.mul(pos, e.in.strides[d + 2]));
   }
   return {m.select(inInput, offset, base), inInput, inPadded};
+}
+
+/// The loop emitters' forEachTap (codegen/reference/Kernels.h): nested loops
+/// over the taps t of the window at spatial output position `o`, in
+/// row-major order, each located from `base` as locateTap does, carrying
+/// `inits`; `body` returns the values for the next tap.
+using TapBodyFn = function_ref<SmallVector<Value>(
+    OpBuilder &, Location, ArrayRef<Value> t, const Tap &, ValueRange iters)>;
+SmallVector<Value> forEachTap(OpBuilder &b, Location loc, const WindowEmit &e,
+                              Value base, ArrayRef<Value> o, ValueRange inits,
+                              TapBodyFn body) {
+  return forBox(b, loc, e.kernel, inits,
+                [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
+                    ValueRange it) -> SmallVector<Value> {
+                  IndexMath tm(tb, tl);
+                  return body(tb, tl, t, locateTap(tm, e, base, o, t), it);
+                });
+}
+
+/// The windows that cover spatial position `i` of the tensor the taps land
+/// in, one per tap t: the window position `o` that puts t on `i`, whether
+/// it exists, and its offset in `windows` (the tensor indexed by window
+/// position) from the offset `base` of an [n, c] plane there.
+struct Covering {
+  SmallVector<Value> o;
+  Value valid, offset;
+};
+/// Loops over the taps t in reverse row-major order, which gathers the
+/// contributions to `i` in the order the reference's scatter adds them
+/// (ascending window position), carrying `inits`.
+using CoveringBodyFn =
+    function_ref<SmallVector<Value>(OpBuilder &, Location, ArrayRef<Value> t,
+                                    const Covering &, ValueRange iters)>;
+SmallVector<Value> forEachCoveringWindow(OpBuilder &b, Location loc,
+                                         const WindowEmit &e, ArrayRef<Value> i,
+                                         const Planes &windows, Value base,
+                                         ValueRange inits,
+                                         CoveringBodyFn body) {
+  ArrayRef<int64_t> extents = windows.spatial();
+  return forBox(
+      b, loc, e.kernel, inits,
+      [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
+          ValueRange it) -> SmallVector<Value> {
+        IndexMath tm(tb, tl);
+        Covering c{{}, tm.trueVal(), base};
+        for (size_t d = 0; d < t.size(); ++d) {
+          auto [od, ok] = windowAt(tm, e.win, d, i[d], t[d], extents[d]);
+          c.o.push_back(od);
+          c.valid = tm.land(c.valid, ok);
+          c.offset = tm.add(c.offset, tm.mul(od, windows.strides[d + 2]));
+        }
+        return body(tb, tl, t, c, it);
+      },
+      /*reversed=*/true);
 }
 
 /// `acc + v` where `cond`, else `acc` (the reference's `if (cond) acc += v`:
@@ -118,188 +240,166 @@ Value addIf(OpBuilder &b, Location loc, Value cond, Value acc, Value v) {
   return b.create<arith::SelectOp>(loc, cond, addF(b, loc, acc, v), acc);
 }
 
+/// An optional operand (a bias) as a Source.
+std::optional<Source> optionalSource(LoopEmitContext &ctx, Value tensor) {
+  if (!tensor)
+    return std::nullopt;
+  return Source(ctx, tensor);
+}
+
+/// x[xOff] * w[tap t of the kernel plane at wBase], in f64: one term of a
+/// convolution's sum.
+Value convTerm(OpBuilder &b, Location loc, const Source &x, Value xOff,
+               const Source &w, const Planes &wl, Value wBase,
+               ArrayRef<Value> t) {
+  IndexMath m(b, loc);
+  Value wOff = wl.at(m, wBase, t);
+  return mulF(b, loc, x.readF64(b, loc, xOff), w.readF64(b, loc, wOff));
+}
+
 //===----------------------------------------------------------------------===//
 // Convolutions
 //===----------------------------------------------------------------------===//
 
+/// What nn.conv and nn.conv_transpose read off their op: the window (it
+/// slides on x), the weight and its layout, the optional bias and the group
+/// count.
+struct ConvEmit : WindowEmit {
+  Planes wl;
+  Source w;
+  std::optional<Source> bias;
+  int64_t group;
+
+  /// bias[ch] in f64, or 0 without a bias.
+  Value biasAt(OpBuilder &b, Location loc, Value ch) const {
+    return bias ? bias->readF64(b, loc, ch) : f64Const(b, loc, 0.0);
+  }
+};
+template <typename ConvOp>
+FailureOr<ConvEmit> convEmit(LoopEmitContext &ctx, ConvOp op) {
+  Planes wl(op.getWeight());
+  FailureOr<WindowEmit> e = windowEmit(ctx, op, op.getInput(), wl.spatial());
+  if (failed(e))
+    return failure();
+  return ConvEmit{{std::move(*e)},
+                  std::move(wl),
+                  Source(ctx, op.getWeight()),
+                  optionalSource(ctx, op.getBias()),
+                  int64_t(op.getGroup())};
+}
+
 /// out[n, m, o] = bias[m] + sum over the group's input channels c and taps t
 /// of x[n, c, o * stride - pad + t * dilation] * w[m, c, t].
 LogicalResult emitConv(LoopEmitContext &ctx) {
-  auto op = cast<nn::ConvOp>(ctx.op());
-  Window win{SmallVector<int64_t>(op.getStrides()),
-             SmallVector<int64_t>(op.getPads()),
-             SmallVector<int64_t>(op.getDilations())};
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    wShape = shapeOf(op.getWeight()),
-                    outShape = shapeOf(op.getResult());
-  ArrayRef<int64_t> kernel = wShape.drop_front(2),
-                    inSpatial = xShape.drop_front(2);
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
+  FailureOr<ConvEmit> conv = convEmit(ctx, cast<nn::ConvOp>(ctx.op()));
+  if (failed(conv))
     return failure();
-  int64_t group = op.getGroup();
-  int64_t inPerGroup = wShape[1], outPerGroup = outShape[1] / group;
-  SmallVector<int64_t> xs = rowMajorStrides(xShape),
-                       ws = rowMajorStrides(wShape);
-  Source x(ctx, op.getInput()), w(ctx, op.getWeight());
-  std::optional<Source> bias;
-  if (op.getBias())
-    bias = Source(ctx, op.getBias());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
+  const ConvEmit &c = *conv;
+  int64_t inPerGroup = c.wl.shape[1], outPerGroup = c.outShape[1] / c.group;
 
-  return ctx.parallel(numElementsOf(outShape), [&](OpBuilder &b, Location loc,
-                                                   Value iv) {
-    IndexMath m(b, loc);
-    SmallVector<Value> o = delinearize(b, loc, iv, outShape);
-    Value n = o[0], ch = o[1], g = m.div(ch, outPerGroup);
-    ArrayRef<Value> oSpatial = ArrayRef<Value>(o).drop_front(2);
-    Value acc0 = bias ? bias->readF64(b, loc, ch) : f64Const(b, loc, 0.0);
-    ValueRange acc = forLoop(
-        b, loc, 0, inPerGroup, {acc0},
-        [&](OpBuilder &cb, Location cl, Value ci,
-            ValueRange iters) -> SmallVector<Value> {
-          IndexMath cm(cb, cl);
-          Value xBase =
-              cm.add(cm.mul(n, xs[0]),
-                     cm.mul(cm.add(cm.mul(g, inPerGroup), ci), xs[1]));
-          Value wBase = cm.add(cm.mul(ch, ws[0]), cm.mul(ci, ws[1]));
-          return forBox(
-              cb, cl, kernel, iters,
-              [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
-                  ValueRange a) -> SmallVector<Value> {
-                IndexMath tm(tb, tl);
-                Tap tap = locateTap(tm, win, xBase, oSpatial, t, inSpatial, xs);
-                Value wOff = wBase;
-                for (size_t d = 0; d < t.size(); ++d)
-                  wOff = tm.add(wOff, tm.mul(t[d], ws[d + 2]));
-                Value prod = mulF(tb, tl, x.readF64(tb, tl, tap.offset),
-                                  w.readF64(tb, tl, wOff));
-                return {addIf(tb, tl, tap.inInput, a[0], prod)};
-              });
-        });
-    storeElement(b, loc, fromF64(b, loc, acc[0], elem), out, iv, elem);
-    return success();
-  });
+  return ctx.parallel(
+      numElementsOf(c.outShape), [&](OpBuilder &b, Location loc, Value iv) {
+        IndexMath m(b, loc);
+        SmallVector<Value> o = delinearize(b, loc, iv, c.outShape);
+        Value n = o[0], ch = o[1], g = m.div(ch, outPerGroup);
+        ValueRange acc = forLoop(
+            b, loc, 0, inPerGroup, {c.biasAt(b, loc, ch)},
+            [&](OpBuilder &cb, Location cl, Value ci,
+                ValueRange iters) -> SmallVector<Value> {
+              IndexMath cm(cb, cl);
+              Value xBase = c.in.base(cm, n, cm.add(cm.mul(g, inPerGroup), ci));
+              Value wBase = c.wl.base(cm, ch, ci);
+              return forEachTap(
+                  cb, cl, c, xBase, spatialOf(o), iters,
+                  [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
+                      const Tap &tap, ValueRange a) -> SmallVector<Value> {
+                    Value term =
+                        convTerm(tb, tl, c.x, tap.offset, c.w, c.wl, wBase, t);
+                    return {addIf(tb, tl, tap.inInput, a[0], term)};
+                  });
+            });
+        c.storeF64(b, loc, acc[0], iv);
+        return success();
+      });
 }
 
 /// out[n, m, p] = sum over the group's input channels c, input positions i
 /// and taps t with i * stride - pad + t * dilation = p of
 /// x[n, c, i] * w[c, m - g * M/group, t], then + bias[m].
 LogicalResult emitConvTranspose(LoopEmitContext &ctx) {
-  auto op = cast<nn::ConvTransposeOp>(ctx.op());
-  Window win{SmallVector<int64_t>(op.getStrides()),
-             SmallVector<int64_t>(op.getPads()),
-             SmallVector<int64_t>(op.getDilations())};
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    wShape = shapeOf(op.getWeight()),
-                    outShape = shapeOf(op.getResult());
-  ArrayRef<int64_t> kernel = wShape.drop_front(2),
-                    inSpatial = xShape.drop_front(2);
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
+  FailureOr<ConvEmit> conv = convEmit(ctx, cast<nn::ConvTransposeOp>(ctx.op()));
+  if (failed(conv))
     return failure();
-  int64_t group = op.getGroup();
-  int64_t inPerGroup = xShape[1] / group, outPerGroup = wShape[1];
-  SmallVector<int64_t> xs = rowMajorStrides(xShape),
-                       ws = rowMajorStrides(wShape);
-  Source x(ctx, op.getInput()), w(ctx, op.getWeight());
-  std::optional<Source> bias;
-  if (op.getBias())
-    bias = Source(ctx, op.getBias());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
+  const ConvEmit &c = *conv;
+  int64_t inPerGroup = c.in.shape[1] / c.group, outPerGroup = c.wl.shape[1];
 
-  return ctx.parallel(numElementsOf(outShape), [&](OpBuilder &b, Location loc,
-                                                   Value iv) {
-    IndexMath m(b, loc);
-    SmallVector<Value> p = delinearize(b, loc, iv, outShape);
-    Value n = p[0], ch = p[1];
-    Value g = m.div(ch, outPerGroup), mi = m.rem(ch, outPerGroup);
-    ValueRange acc =
-        forLoop(b, loc, 0, inPerGroup, {f64Const(b, loc, 0.0)},
-                [&](OpBuilder &cb, Location cl, Value cg,
-                    ValueRange iters) -> SmallVector<Value> {
-                  IndexMath cm(cb, cl);
-                  Value c = cm.add(cm.mul(g, inPerGroup), cg);
-                  Value xBase = cm.add(cm.mul(n, xs[0]), cm.mul(c, xs[1]));
-                  Value wBase = cm.add(cm.mul(c, ws[0]), cm.mul(mi, ws[1]));
-                  return forBox(
-                      cb, cl, kernel, iters,
-                      [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
-                          ValueRange a) -> SmallVector<Value> {
-                        IndexMath tm(tb, tl);
-                        Value xOff = xBase, wOff = wBase, valid = tm.trueVal();
-                        for (size_t d = 0; d < t.size(); ++d) {
-                          auto [i, ok] = windowAt(tm, win, d, p[d + 2], t[d],
-                                                  inSpatial[d]);
-                          valid = tm.land(valid, ok);
-                          xOff = tm.add(xOff, tm.mul(i, xs[d + 2]));
-                          wOff = tm.add(wOff, tm.mul(t[d], ws[d + 2]));
-                        }
-                        Value prod = mulF(tb, tl, x.readF64(tb, tl, xOff),
-                                          w.readF64(tb, tl, wOff));
-                        return {addIf(tb, tl, valid, a[0], prod)};
-                      },
-                      /*reversed=*/true);
-                });
-    Value b0 = bias ? bias->readF64(b, loc, ch) : f64Const(b, loc, 0.0);
-    storeElement(b, loc, fromF64(b, loc, addF(b, loc, acc[0], b0), elem), out,
-                 iv, elem);
-    return success();
-  });
+  return ctx.parallel(
+      numElementsOf(c.outShape), [&](OpBuilder &b, Location loc, Value iv) {
+        IndexMath m(b, loc);
+        SmallVector<Value> p = delinearize(b, loc, iv, c.outShape);
+        Value n = p[0], ch = p[1];
+        Value g = m.div(ch, outPerGroup), mi = m.rem(ch, outPerGroup);
+        ValueRange acc = forLoop(
+            b, loc, 0, inPerGroup, {f64Const(b, loc, 0.0)},
+            [&](OpBuilder &cb, Location cl, Value cg,
+                ValueRange iters) -> SmallVector<Value> {
+              IndexMath cm(cb, cl);
+              Value xc = cm.add(cm.mul(g, inPerGroup), cg);
+              Value wBase = c.wl.base(cm, xc, mi);
+              // The taps land in the result; the windows sit at positions of x.
+              return forEachCoveringWindow(
+                  cb, cl, c, spatialOf(p), c.in, c.in.base(cm, n, xc), iters,
+                  [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
+                      const Covering &at, ValueRange a) -> SmallVector<Value> {
+                    Value term =
+                        convTerm(tb, tl, c.x, at.offset, c.w, c.wl, wBase, t);
+                    return {addIf(tb, tl, at.valid, a[0], term)};
+                  });
+            });
+        c.storeF64(b, loc, addF(b, loc, acc[0], c.biasAt(b, loc, ch)), iv);
+        return success();
+      });
 }
 
 /// dW[m, c, t] = sum over n and output positions o of
 /// dY[n, m, o] * x[n, g(m) * C/group + c, o * stride - pad + t * dilation].
 LogicalResult emitConvWeightGrad(LoopEmitContext &ctx) {
   auto op = cast<nn::ConvWeightGradOp>(ctx.op());
-  Window win{SmallVector<int64_t>(op.getStrides()),
-             SmallVector<int64_t>(op.getPads()),
-             SmallVector<int64_t>(op.getDilations())};
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    dyShape = shapeOf(op.getGradOutput()),
-                    wShape = shapeOf(op.getResult());
-  ArrayRef<int64_t> kernel = wShape.drop_front(2),
-                    inSpatial = xShape.drop_front(2),
-                    outSpatial = dyShape.drop_front(2);
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
+  Planes dyl(op.getGradOutput());
+  FailureOr<WindowEmit> e =
+      windowEmit(ctx, op, op.getInput(), shapeOf(op.getResult()).drop_front(2));
+  if (failed(e))
     return failure();
-  int64_t group = op.getGroup();
-  int64_t inPerGroup = wShape[1], outPerGroup = wShape[0] / group;
-  SmallVector<int64_t> xs = rowMajorStrides(xShape),
-                       dys = rowMajorStrides(dyShape);
-  Source x(ctx, op.getInput()), dy(ctx, op.getGradOutput());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
+  int64_t inPerGroup = e->outShape[1],
+          outPerGroup = e->outShape[0] / op.getGroup();
+  Source dy(ctx, op.getGradOutput());
 
-  return ctx.parallel(numElementsOf(wShape), [&](OpBuilder &b, Location loc,
-                                                 Value iv) {
+  return ctx.parallel(numElementsOf(e->outShape), [&](OpBuilder &b,
+                                                      Location loc, Value iv) {
     IndexMath m(b, loc);
-    SmallVector<Value> wc = delinearize(b, loc, iv, wShape);
+    SmallVector<Value> wc = delinearize(b, loc, iv, e->outShape);
     Value ch = wc[0], c = wc[1], g = m.div(ch, outPerGroup);
-    ArrayRef<Value> t = ArrayRef<Value>(wc).drop_front(2);
+    ArrayRef<Value> t = spatialOf(wc);
     ValueRange acc = forLoop(
-        b, loc, 0, xShape[0], {f64Const(b, loc, 0.0)},
+        b, loc, 0, e->in.shape[0], {f64Const(b, loc, 0.0)},
         [&](OpBuilder &nb, Location nl, Value n,
             ValueRange iters) -> SmallVector<Value> {
           IndexMath nm(nb, nl);
-          Value xBase = nm.add(nm.mul(n, xs[0]),
-                               nm.mul(nm.add(nm.mul(g, inPerGroup), c), xs[1]));
-          Value dyBase = nm.add(nm.mul(n, dys[0]), nm.mul(ch, dys[1]));
-          return forBox(nb, nl, outSpatial, iters,
+          Value xBase = e->in.base(nm, n, nm.add(nm.mul(g, inPerGroup), c));
+          Value dyBase = dyl.base(nm, n, ch);
+          // One tap, every window: the loops run over output positions.
+          return forBox(nb, nl, dyl.spatial(), iters,
                         [&](OpBuilder &ob, Location ol, ArrayRef<Value> o,
                             ValueRange a) -> SmallVector<Value> {
                           IndexMath om(ob, ol);
-                          Tap tap =
-                              locateTap(om, win, xBase, o, t, inSpatial, xs);
-                          Value dyOff = dyBase;
-                          for (size_t d = 0; d < o.size(); ++d)
-                            dyOff = om.add(dyOff, om.mul(o[d], dys[d + 2]));
+                          Tap tap = locateTap(om, *e, xBase, o, t);
+                          Value dyOff = dyl.at(om, dyBase, o);
                           Value prod = mulF(ob, ol, dy.readF64(ob, ol, dyOff),
-                                            x.readF64(ob, ol, tap.offset));
+                                            e->x.readF64(ob, ol, tap.offset));
                           return {addIf(ob, ol, tap.inInput, a[0], prod)};
                         });
         });
-    storeElement(b, loc, fromF64(b, loc, acc[0], elem), out, iv, elem);
+    e->storeF64(b, loc, acc[0], iv);
     return success();
   });
 }
@@ -307,18 +407,6 @@ LogicalResult emitConvWeightGrad(LoopEmitContext &ctx) {
 //===----------------------------------------------------------------------===//
 // Pooling
 //===----------------------------------------------------------------------===//
-
-template <typename PoolOp> Window poolWindow(PoolOp op) {
-  return Window{SmallVector<int64_t>(op.getStrides()),
-                SmallVector<int64_t>(op.getPads()),
-                SmallVector<int64_t>(op.getDilations())};
-}
-
-/// The element offset of [n, c] in a tensor with strides `strides`.
-Value planeBase(IndexMath &m, ArrayRef<Value> coords,
-                ArrayRef<int64_t> strides) {
-  return m.add(m.mul(coords[0], strides[0]), m.mul(coords[1], strides[1]));
-}
 
 /// The maximum of the window at output position `o`: {best, whether any tap
 /// was in the input, offset of the first maximum or -1}. With
@@ -329,25 +417,23 @@ Value planeBase(IndexMath &m, ArrayRef<Value> coords,
 struct WindowMax {
   Value best, any, at;
 };
-WindowMax windowMax(OpBuilder &b, Location loc, const Source &x, Type elem,
-                    const Window &win, Value base, ArrayRef<Value> o,
-                    ArrayRef<int64_t> kernel, ArrayRef<int64_t> inSpatial,
-                    ArrayRef<int64_t> xs, bool firstTapWins) {
+WindowMax windowMax(OpBuilder &b, Location loc, const WindowEmit &e, Value base,
+                    ArrayRef<Value> o, bool firstTapWins) {
   IndexMath m(b, loc);
+  Type elem = e.elem;
   bool isInt = !isa<FloatType>(elem);
   Type acc = isInt ? Type(b.getI64Type()) : computeType(elem);
   Value init =
       isInt
           ? intConst(b, loc, acc, std::numeric_limits<int64_t>::min())
           : scalarConst(b, loc, acc, -std::numeric_limits<double>::infinity());
-  SmallVector<Value> r = forBox(
-      b, loc, kernel,
+  SmallVector<Value> r = forEachTap(
+      b, loc, e, base, o,
       {init, b.create<arith::ConstantIntOp>(loc, 0, 1), m.c(-1)},
-      [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
+      [&](OpBuilder &tb, Location tl, ArrayRef<Value>, const Tap &tap,
           ValueRange it) -> SmallVector<Value> {
         IndexMath tm(tb, tl);
-        Tap tap = locateTap(tm, win, base, o, t, inSpatial, xs);
-        Value v = x.read(tb, tl, tap.offset, isInt ? tb.getI64Type() : elem);
+        Value v = e.x.read(tb, tl, tap.offset, isInt ? tb.getI64Type() : elem);
         Value greater = isInt ? tm.cmp(Pred::sgt, v, it[0])
                               : tb.create<arith::CmpFOp>(
                                       tl, arith::CmpFPredicate::OGT, v, it[0])
@@ -365,32 +451,23 @@ WindowMax windowMax(OpBuilder &b, Location loc, const Source &x, Type elem,
 
 LogicalResult emitMaxPool(LoopEmitContext &ctx) {
   auto op = cast<nn::MaxPoolOp>(ctx.op());
-  Window win = poolWindow(op);
-  ArrayRef<int64_t> kernel = op.getKernelShape();
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    outShape = shapeOf(op.getResult());
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
+  FailureOr<WindowEmit> e = poolWindow(ctx, op, op.getInput());
+  if (failed(e))
     return failure();
-  ArrayRef<int64_t> inSpatial = xShape.drop_front(2);
-  SmallVector<int64_t> xs = rowMajorStrides(xShape);
-  Source x(ctx, op.getInput());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
+  Type elem = e->elem;
   bool isInt = !isa<FloatType>(elem);
   return ctx.parallel(
-      numElementsOf(outShape), [&](OpBuilder &b, Location loc, Value iv) {
+      numElementsOf(e->outShape), [&](OpBuilder &b, Location loc, Value iv) {
         IndexMath m(b, loc);
-        SmallVector<Value> o = delinearize(b, loc, iv, outShape);
-        WindowMax wm =
-            windowMax(b, loc, x, elem, win, planeBase(m, o, xs),
-                      ArrayRef<Value>(o).drop_front(2), kernel, inSpatial, xs,
-                      /*firstTapWins=*/false);
+        SmallVector<Value> o = delinearize(b, loc, iv, e->outShape);
+        WindowMax wm = windowMax(b, loc, *e, e->in.base(m, o[0], o[1]),
+                                 spatialOf(o), /*firstTapWins=*/false);
         Value v = wm.best;
         if (isInt)
           v = convertElement(
               b, loc, m.select(wm.any, v, intConst(b, loc, b.getI64Type(), 0)),
               b.getI64Type(), elem);
-        storeElement(b, loc, v, out, iv, elem);
+        storeElement(b, loc, v, e->out, iv, elem);
         return success();
       });
 }
@@ -399,14 +476,15 @@ LogicalResult emitMaxPool(LoopEmitContext &ctx) {
 /// taps inside the input (or inside the padded extent with
 /// `countIncludePad`), as an f64. A window is a box, so this is the product
 /// of the per-dim counts.
-Value windowCount(OpBuilder &b, Location loc, const Window &win,
-                  ArrayRef<Value> o, ArrayRef<int64_t> kernel,
-                  ArrayRef<int64_t> inSpatial, bool countIncludePad) {
+Value windowCount(OpBuilder &b, Location loc, const WindowEmit &e,
+                  ArrayRef<Value> o, bool countIncludePad) {
   IndexMath m(b, loc);
+  const Window &win = e.win;
+  ArrayRef<int64_t> inSpatial = e.in.spatial();
   Value count = m.c(1);
   for (size_t d = 0; d < win.rank(); ++d) {
     ValueRange perDim =
-        forLoop(b, loc, 0, kernel[d], {m.c(0)},
+        forLoop(b, loc, 0, e.kernel[d], {m.c(0)},
                 [&](OpBuilder &tb, Location tl, Value t,
                     ValueRange it) -> SmallVector<Value> {
                   IndexMath tm(tb, tl);
@@ -424,35 +502,23 @@ Value windowCount(OpBuilder &b, Location loc, const Window &win,
 
 LogicalResult emitAvgPool(LoopEmitContext &ctx) {
   auto op = cast<nn::AvgPoolOp>(ctx.op());
-  Window win = poolWindow(op);
-  bool countPad = op.getCountIncludePad();
-  ArrayRef<int64_t> kernel = op.getKernelShape();
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    outShape = shapeOf(op.getResult());
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
+  FailureOr<WindowEmit> e = poolWindow(ctx, op, op.getInput());
+  if (failed(e))
     return failure();
-  ArrayRef<int64_t> inSpatial = xShape.drop_front(2);
-  SmallVector<int64_t> xs = rowMajorStrides(xShape);
-  Source x(ctx, op.getInput());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
-  return ctx.parallel(numElementsOf(outShape), [&](OpBuilder &b, Location loc,
-                                                   Value iv) {
+  return ctx.parallel(numElementsOf(e->outShape), [&](OpBuilder &b,
+                                                      Location loc, Value iv) {
     IndexMath m(b, loc);
-    SmallVector<Value> o = delinearize(b, loc, iv, outShape);
-    ArrayRef<Value> oSpatial = ArrayRef<Value>(o).drop_front(2);
-    Value base = planeBase(m, o, xs);
+    SmallVector<Value> o = delinearize(b, loc, iv, e->outShape);
+    ArrayRef<Value> oSpatial = spatialOf(o);
     SmallVector<Value> sum =
-        forBox(b, loc, kernel, {f64Const(b, loc, 0.0)},
-               [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
-                   ValueRange a) -> SmallVector<Value> {
-                 IndexMath tm(tb, tl);
-                 Tap tap = locateTap(tm, win, base, oSpatial, t, inSpatial, xs);
-                 return {addIf(tb, tl, tap.inInput, a[0],
-                               x.readF64(tb, tl, tap.offset))};
-               });
-    Value count =
-        windowCount(b, loc, win, oSpatial, kernel, inSpatial, countPad);
+        forEachTap(b, loc, *e, e->in.base(m, o[0], o[1]), oSpatial,
+                   {f64Const(b, loc, 0.0)},
+                   [&](OpBuilder &tb, Location tl, ArrayRef<Value>,
+                       const Tap &tap, ValueRange a) -> SmallVector<Value> {
+                     return {addIf(tb, tl, tap.inInput, a[0],
+                                   e->x.readF64(tb, tl, tap.offset))};
+                   });
+    Value count = windowCount(b, loc, *e, oSpatial, op.getCountIncludePad());
     Value zero = f64Const(b, loc, 0.0);
     Value empty =
         b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ, count, zero);
@@ -460,118 +526,94 @@ LogicalResult emitAvgPool(LoopEmitContext &ctx) {
     mean = m.select(empty,
                     f64Const(b, loc, std::numeric_limits<double>::quiet_NaN()),
                     mean);
-    storeElement(b, loc, fromF64(b, loc, mean, elem), out, iv, elem);
+    e->storeF64(b, loc, mean, iv);
     return success();
   });
+}
+
+/// A window that covers element i of a pool gradient's dX.
+struct CoveringWindow {
+  const WindowEmit &e;
+  /// dY, whose element for this window is at `at.offset`.
+  const Source &dy;
+  const Covering &at;
+  /// i's coordinates [n, c, i...] and offset in dX.
+  ArrayRef<Value> xi;
+  Value iv;
+};
+/// The loop kernel of pool gradient `op`: dX[n, c, i] is the f64 sum, in
+/// ascending window position (the reference's scatter order), over the
+/// windows that cover i, of what `add` makes of the running sum and such a
+/// window. `slidesOn`: the x-shaped tensor the window slides on.
+using PoolGradAddFn = function_ref<Value(OpBuilder &, Location,
+                                         const CoveringWindow &, Value acc)>;
+template <typename PoolGradOp>
+LogicalResult emitPoolGrad(LoopEmitContext &ctx, PoolGradOp op, Value slidesOn,
+                           PoolGradAddFn add) {
+  FailureOr<WindowEmit> e = poolWindow(ctx, op, slidesOn);
+  if (failed(e))
+    return failure();
+  Planes dyl(op.getGradOutput());
+  Source dy(ctx, op.getGradOutput());
+  return ctx.parallel(
+      numElementsOf(e->in.shape), [&](OpBuilder &b, Location loc, Value iv) {
+        IndexMath m(b, loc);
+        SmallVector<Value> xi = delinearize(b, loc, iv, e->in.shape);
+        SmallVector<Value> acc = forEachCoveringWindow(
+            b, loc, *e, spatialOf(xi), dyl, dyl.base(m, xi[0], xi[1]),
+            {f64Const(b, loc, 0.0)},
+            [&](OpBuilder &tb, Location tl, ArrayRef<Value>, const Covering &at,
+                ValueRange a) -> SmallVector<Value> {
+              return {add(tb, tl, CoveringWindow{*e, dy, at, xi, iv}, a[0])};
+            });
+        e->storeF64(b, loc, acc[0], iv);
+        return success();
+      });
 }
 
 /// dX[n, c, i] = sum of dY[n, c, o] over the windows o whose first maximum
 /// is element i, in ascending o (the reference's scatter order).
 LogicalResult emitMaxPoolGrad(LoopEmitContext &ctx) {
   auto op = cast<nn::MaxPoolGradOp>(ctx.op());
-  Window win = poolWindow(op);
-  ArrayRef<int64_t> kernel = op.getKernelShape();
-  ArrayRef<int64_t> xShape = shapeOf(op.getInput()),
-                    dyShape = shapeOf(op.getGradOutput());
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
-    return failure();
-  ArrayRef<int64_t> inSpatial = xShape.drop_front(2),
-                    outSpatial = dyShape.drop_front(2);
-  SmallVector<int64_t> xs = rowMajorStrides(xShape),
-                       dys = rowMajorStrides(dyShape);
-  Source x(ctx, op.getInput()), dy(ctx, op.getGradOutput());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
-  return ctx.parallel(numElementsOf(xShape), [&](OpBuilder &b, Location loc,
-                                                 Value iv) {
-    IndexMath m(b, loc);
-    SmallVector<Value> xi = delinearize(b, loc, iv, xShape);
-    Value xBase = planeBase(m, xi, xs), dyBase = planeBase(m, xi, dys);
-    SmallVector<Value> acc = forBox(
-        b, loc, kernel, {f64Const(b, loc, 0.0)},
-        [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
-            ValueRange a) -> SmallVector<Value> {
-          IndexMath tm(tb, tl);
-          SmallVector<Value> o;
-          Value valid = tm.trueVal(), dyOff = dyBase;
-          for (size_t d = 0; d < t.size(); ++d) {
-            auto [od, ok] =
-                windowAt(tm, win, d, xi[d + 2], t[d], outSpatial[d]);
-            o.push_back(od);
-            valid = tm.land(valid, ok);
-            dyOff = tm.add(dyOff, tm.mul(od, dys[d + 2]));
-          }
-          // Only a window that exists needs its maximum.
-          return ifElse(
-              tb, tl, valid,
-              [&](OpBuilder &vb, Location vl) -> SmallVector<Value> {
-                IndexMath vm(vb, vl);
-                WindowMax wm = windowMax(vb, vl, x, elem, win, xBase, o, kernel,
-                                         inSpatial, xs,
-                                         /*firstTapWins=*/true);
-                Value mine = vm.eq(wm.at, iv);
-                return {addIf(vb, vl, mine, a[0], dy.readF64(vb, vl, dyOff))};
-              },
-              [&](OpBuilder &, Location) -> SmallVector<Value> {
-                return {a[0]};
-              });
-        },
-        /*reversed=*/true);
-    storeElement(b, loc, fromF64(b, loc, acc[0], elem), out, iv, elem);
-    return success();
-  });
+  return emitPoolGrad(
+      ctx, op, op.getInput(),
+      [](OpBuilder &b, Location loc, const CoveringWindow &w, Value acc) {
+        // Only a window that exists needs its maximum.
+        return ifElse(
+            b, loc, w.at.valid,
+            [&](OpBuilder &vb, Location vl) -> SmallVector<Value> {
+              IndexMath vm(vb, vl);
+              WindowMax wm =
+                  windowMax(vb, vl, w.e, w.e.in.base(vm, w.xi[0], w.xi[1]),
+                            w.at.o, /*firstTapWins=*/true);
+              Value mine = vm.eq(wm.at, w.iv);
+              return {
+                  addIf(vb, vl, mine, acc, w.dy.readF64(vb, vl, w.at.offset))};
+            },
+            [&](OpBuilder &, Location) -> SmallVector<Value> {
+              return {acc};
+            })[0];
+      });
 }
 
 /// dX[n, c, i] = sum of dY[n, c, o] / count(o) over the windows o that
 /// contain element i, in ascending o.
 LogicalResult emitAvgPoolGrad(LoopEmitContext &ctx) {
   auto op = cast<nn::AvgPoolGradOp>(ctx.op());
-  Window win = poolWindow(op);
   bool countPad = op.getCountIncludePad();
-  ArrayRef<int64_t> kernel = op.getKernelShape();
-  ArrayRef<int64_t> dyShape = shapeOf(op.getGradOutput()),
-                    xShape = shapeOf(op.getResult());
-  if (failed(checkWindow(op, win, xShape.size(), kernel)))
-    return failure();
-  ArrayRef<int64_t> inSpatial = xShape.drop_front(2),
-                    outSpatial = dyShape.drop_front(2);
-  SmallVector<int64_t> dys = rowMajorStrides(dyShape);
-  Source dy(ctx, op.getGradOutput());
-  Value out = ctx.buffer(op.getResult());
-  Type elem = elementTypeOf(op.getResult());
-  return ctx.parallel(numElementsOf(xShape), [&](OpBuilder &b, Location loc,
-                                                 Value iv) {
-    IndexMath m(b, loc);
-    SmallVector<Value> xi = delinearize(b, loc, iv, xShape);
-    Value dyBase = planeBase(m, xi, dys);
-    SmallVector<Value> acc = forBox(
-        b, loc, kernel, {f64Const(b, loc, 0.0)},
-        [&](OpBuilder &tb, Location tl, ArrayRef<Value> t,
-            ValueRange a) -> SmallVector<Value> {
-          IndexMath tm(tb, tl);
-          SmallVector<Value> o;
-          Value valid = tm.trueVal(), dyOff = dyBase;
-          for (size_t d = 0; d < t.size(); ++d) {
-            auto [od, ok] =
-                windowAt(tm, win, d, xi[d + 2], t[d], outSpatial[d]);
-            o.push_back(od);
-            valid = tm.land(valid, ok);
-            dyOff = tm.add(dyOff, tm.mul(od, dys[d + 2]));
-          }
-          Value count =
-              windowCount(tb, tl, win, o, kernel, inSpatial, countPad);
-          Value share =
-              tb.create<arith::DivFOp>(tl, dy.readF64(tb, tl, dyOff), count);
-          // A window with no counted tap contributes nothing.
-          valid = tm.land(
-              valid, tb.create<arith::CmpFOp>(tl, arith::CmpFPredicate::ONE,
-                                              count, f64Const(tb, tl, 0.0)));
-          return {addIf(tb, tl, valid, a[0], share)};
-        },
-        /*reversed=*/true);
-    storeElement(b, loc, fromF64(b, loc, acc[0], elem), out, iv, elem);
-    return success();
-  });
+  return emitPoolGrad(
+      ctx, op, op.getResult(),
+      [&](OpBuilder &b, Location loc, const CoveringWindow &w, Value acc) {
+        IndexMath m(b, loc);
+        Value count = windowCount(b, loc, w.e, w.at.o, countPad);
+        Value share = b.create<arith::DivFOp>(
+            loc, w.dy.readF64(b, loc, w.at.offset), count);
+        // A window with no counted tap contributes nothing.
+        Value valid = m.land(
+            w.at.valid, b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::ONE,
+                                                count, f64Const(b, loc, 0.0)));
+        return addIf(b, loc, valid, acc, share);
+      });
 }
 
 //===----------------------------------------------------------------------===//
