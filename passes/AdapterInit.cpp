@@ -385,6 +385,21 @@ LogicalResult loadInitialAdapter(ModuleOp module, StringRef path) {
     keys.push_back(key.str());
     auto it = tensors.find(key.str());
     if (it == tensors.end()) {
+      // PEFT saves a projected prefix as its encoder's output
+      // (peft-insert-prefix-tuning's function with `peft.saved_key`), from
+      // which the encoder's weights cannot be recovered.
+      for (auto fn : module.getOps<func::FuncOp>()) {
+        auto saved = fn->getAttrOfType<StringAttr>("peft.saved_key");
+        if (saved && tensors.count(saved.str()))
+          return emitError(loc)
+                 << "--init-adapter: '" << file << "' holds '"
+                 << saved.getValue() << "', the output of @" << fn.getSymName()
+                 << " (PEFT saves a projected prefix as "
+                 << "its encoder's output), not the trainable '" << key
+                 << "' it is computed from; the encoder's weights cannot be "
+                    "recovered from it: pass a safetensors file of the "
+                    "encoder's weights (prompt_encoder.*) instead";
+      }
       auto method = param->getAttrOfType<StringAttr>(analysis::attr::kMethod);
       if (method && method.getValue() != "modules_to_save")
         return emitError(loc)

@@ -24,7 +24,10 @@ adapterTensors(ModuleOp module, ParamReader read) {
   std::map<std::string, Tensor> byKey;
   for (auto param : module.getOps<pir::ParamOp>()) {
     auto key = param->getAttrOfType<StringAttr>(attr::kKey);
-    if (!param.getTrainable() || !key)
+    // Frozen params with a key are saved too, as the runtime's
+    // Session::saveAdapter does: sparse fine-tuning's indices, which say
+    // where its trained values go.
+    if (!key)
       continue;
     FailureOr<Tensor> value = read(param.getSymName());
     if (failed(value))

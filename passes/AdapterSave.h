@@ -1,8 +1,9 @@
 //===- AdapterSave.h - the tensors of a saved adapter --------- -*- C++ -*-===//
 //
 // What PEFT's save_pretrained would write to adapter_model.safetensors for
-// a trained module: every trainable param that carries `peft.key`, under
-// that key, in PEFT's layout (a param stored as the transpose of PyTorch's
+// a trained module: every param that carries `peft.key` (trainable ones,
+// and frozen ones a method saves with them, such as sparse fine-tuning's
+// indices), under that key, in PEFT's layout (a param stored as the transpose of PyTorch's
 // tensor, `peft.key_transposed`, is transposed back). docs/spec.md, "Saved
 // adapters", lists the keys per method.
 //

@@ -11,7 +11,6 @@
 #include "passes/Passes.h"
 #include "passes/analysis/ModuleNames.h"
 
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -39,7 +38,8 @@ class Inserter {
 public:
   Inserter(ModuleOp module, ModuleTable &table, const spec::PeftSpec &spec)
       : module_(module), table_(table), spec_(spec),
-        builder_(module.getContext()), symbols_(module) {
+        builder_(module.getContext()), symbols_(module),
+        params_(module, symbols_, "peft-insert-adapters") {
     for (const spec::MethodSpec &method : spec.methods)
       if (method.kind == spec::MethodKind::Lora ||
           method.kind == spec::MethodKind::IA3 ||
@@ -58,8 +58,6 @@ private:
   pir::ParamOp createParam(Location loc, StringRef name,
                            ArrayRef<int64_t> shape, Type elementType,
                            StringRef init, StringRef method);
-  Value use(OpBuilder &b, Location loc, pir::ParamOp param);
-  Value stepArgument(Operation *inFunction);
   LogicalResult insertLowRank(const Module &module,
                               const spec::AdapterTarget &target,
                               const spec::LoraConfig &config);
@@ -77,9 +75,9 @@ private:
   const spec::PeftSpec &spec_;
   OpBuilder builder_;
   SymbolTable symbols_;
+  ParamFactory params_;
   std::string keyPrefix_;
   std::set<std::string> adapted_;
-  Operation *lastParam_ = nullptr;
   /// Tells the dropout ops apart in their masks (peft.dropout's `stream`).
   int64_t nextStream_ = 0;
 };
@@ -87,51 +85,8 @@ private:
 pir::ParamOp Inserter::createParam(Location loc, StringRef name,
                                    ArrayRef<int64_t> shape, Type elementType,
                                    StringRef init, StringRef method) {
-  if (symbols_.lookup(name)) {
-    emitError(loc) << "peft-insert-adapters: a param named '" << name
-                   << "' exists already (was the pass run twice?)";
-    return nullptr;
-  }
-  if (!lastParam_)
-    for (auto param : module_.getOps<pir::ParamOp>())
-      lastParam_ = param;
-  OpBuilder::InsertionGuard guard(builder_);
-  if (lastParam_)
-    builder_.setInsertionPointAfter(lastParam_);
-  else
-    builder_.setInsertionPointToStart(module_.getBody());
-  auto param = builder_.create<pir::ParamOp>(
-      NameLoc::get(builder_.getStringAttr(name)), name,
-      RankedTensorType::get(shape, elementType));
-  param.setTrainable(true);
-  if (!init.empty())
-    param.setInit(init);
-  param->setAttr(attr::kMethod, builder_.getStringAttr(method));
-  param->setAttr(attr::kKey, builder_.getStringAttr(name));
-  symbols_.insert(param);
-  lastParam_ = param;
-  return param;
-}
-
-Value Inserter::use(OpBuilder &b, Location loc, pir::ParamOp param) {
-  return b.create<pir::UseOp>(loc, param.getTensorType(), param.getSymName());
-}
-
-/// The training step counter of the function holding `inFunction`: its
-/// argument marked `peft.step`, added as the first argument when it has
-/// none (where peft-optimizer puts the optimizer step, which it then is).
-Value Inserter::stepArgument(Operation *inFunction) {
-  auto func = inFunction->getParentOfType<func::FuncOp>();
-  for (unsigned i = 0; i < func.getNumArguments(); ++i)
-    if (func.getArgAttr(i, attr::kStep))
-      return func.getArgument(i);
-  MLIRContext *ctx = func.getContext();
-  func.insertArgument(
-      0, RankedTensorType::get({}, IntegerType::get(ctx, 64)),
-      DictionaryAttr::get(ctx, {NamedAttribute(StringAttr::get(ctx, attr::kStep),
-                                               UnitAttr::get(ctx))}),
-      func.getLoc());
-  return func.getArgument(0);
+  return params_.create(loc, name, RankedTensorType::get(shape, elementType),
+                        /*trainable=*/true, init, method);
 }
 
 LogicalResult Inserter::insertLowRank(const Module &module,
@@ -174,13 +129,14 @@ LogicalResult Inserter::insertLowRank(const Module &module,
     return failure();
 
   builder_.setInsertionPoint(matmul);
-  Value useA = use(builder_, loc, a), useB = use(builder_, loc, b);
+  Value useA = useParam(builder_, loc, a), useB = useParam(builder_, loc, b);
   // PEFT's lora_dropout(x) feeds lora_A (and DoRA's x̃·W term); the base
   // product reads x itself.
   Value adapterInput;
   if (config.loraDropout > 0) {
     auto dropout = builder_.create<pir::DropoutOp>(
-        loc, matmul.getLhs(), stepArgument(matmul),
+        loc, matmul.getLhs(),
+        stepArgument(matmul->getParentOfType<func::FuncOp>()),
         builder_.getF64FloatAttr(config.loraDropout),
         builder_.getI64IntegerAttr(spec_.training.seed),
         builder_.getI64IntegerAttr(nextStream_++));
@@ -213,10 +169,10 @@ LogicalResult Inserter::insertLowRank(const Module &module,
                                    builder_.getStringAttr(module.weightOutIn
                                                               ? "out_in"
                                                               : "in_out"))}));
-    Value useM = use(builder_, loc, m);
-    adapter = builder_.create<pir::DoraOp>(loc, matmul.getLhs(), weight, useA,
-                                           useB, useM, adapterInput, scale,
-                                           layout);
+    Value useM = useParam(builder_, loc, m);
+    adapter =
+        builder_.create<pir::DoraOp>(loc, matmul.getLhs(), weight, useA, useB,
+                                     useM, adapterInput, scale, layout);
   } else {
     adapter = builder_.create<pir::LoraOp>(loc, matmul.getLhs(), weight, useA,
                                            useB, adapterInput, scale, layout);
@@ -254,8 +210,8 @@ LogicalResult Inserter::insertIa3(const Module &module,
     return failure();
   auto flatType = RankedTensorType::get({features}, elementType);
   auto scaleBy = [&](Value value) {
-    Value flat = builder_.create<nn::ReshapeOp>(loc, flatType,
-                                                use(builder_, loc, factors));
+    Value flat = builder_.create<nn::ReshapeOp>(
+        loc, flatType, useParam(builder_, loc, factors));
     auto ia3 = builder_.create<pir::Ia3Op>(loc, value, flat);
     ia3->setAttr(attr::kModule, builder_.getStringAttr(module.info.path));
     return ia3;
@@ -297,18 +253,6 @@ void Inserter::trainBias(const Module &module) {
   markTrainable(param, key, false);
 }
 
-/// Rebuilds the chain of layout/type ops between a param's use and the
-/// operand `value` (transposes, casts) on top of `source`.
-static Value replicateChain(OpBuilder &b, Value value, Value source) {
-  Operation *def = value.getDefiningOp();
-  if (!def || isa<pir::UseOp>(def))
-    return source;
-  Value input = replicateChain(b, def->getOperand(0), source);
-  IRMapping mapping;
-  mapping.map(def->getOperand(0), input);
-  return b.clone(*def, mapping)->getResult(0);
-}
-
 LogicalResult Inserter::saveModule(const Module &module) {
   for (const ParamSlot &slot : module.params) {
     if (isAdapterRole(slot.role))
@@ -338,8 +282,9 @@ LogicalResult Inserter::saveModule(const Module &module) {
     builder_.setInsertionPoint(slot.user);
     Value operand = slot.user->getOperand(slot.operand);
     slot.user->setOperand(
-        slot.operand, replicateChain(builder_, operand,
-                                     use(builder_, slot.user->getLoc(), copy)));
+        slot.operand,
+        replicateChain(builder_, operand,
+                       useParam(builder_, slot.user->getLoc(), copy)));
   }
   return success();
 }
@@ -357,7 +302,7 @@ LogicalResult Inserter::retie(pir::ParamOp folded, const ParamInfo &info) {
   });
   for (pir::UseOp oldUse : uses) {
     builder_.setInsertionPoint(oldUse);
-    Value value = use(builder_, oldUse.getLoc(), table);
+    Value value = useParam(builder_, oldUse.getLoc(), table);
     if (transposed)
       value = builder_.create<nn::TransposeOp>(
           oldUse.getLoc(), value, builder_.getDenseI64ArrayAttr({1, 0}));
@@ -409,6 +354,9 @@ LogicalResult Inserter::run(const spec::ResolvedTargets &resolved) {
   // Adapters first, so biases know which modules PEFT wraps.
   for (const spec::ResolvedMethod &method : resolved.methods) {
     const spec::MethodSpec &methodSpec = spec_.methods[method.methodIndex];
+    // SPARSE targets are peft-insert-sparse's.
+    if (methodSpec.sparse())
+      continue;
     for (const spec::AdapterTarget &target : method.adapters) {
       const Module &module = moduleAt(target.path);
       LogicalResult done =
@@ -431,31 +379,31 @@ LogicalResult Inserter::run(const spec::ResolvedTargets &resolved) {
   return success();
 }
 
+/// Applies the spec attached to `module` to its function `funcName`, then
+/// loads the adapter at `initAdapter` (if any) into the new params.
+LogicalResult insertAdapters(ModuleOp module, StringRef funcName,
+                             StringRef initAdapter) {
+  constexpr StringLiteral pass = "peft-insert-adapters";
+  FailureOr<spec::PeftSpec> spec = readSpecAttr(module, pass);
+  if (failed(spec))
+    return failure();
+  FailureOr<MethodTargets> targets =
+      resolveMethodTargets(module, funcName, *spec, pass);
+  if (failed(targets) ||
+      failed(Inserter(module, targets->table, *spec).run(targets->resolved)))
+    return failure();
+  if (initAdapter.empty())
+    return success();
+  return adapters::loadInitialAdapter(module, initAdapter);
+}
+
 struct InsertAdaptersPass
     : public peft::impl::InsertAdaptersBase<InsertAdaptersPass> {
   using InsertAdaptersBase::InsertAdaptersBase;
 
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    FailureOr<spec::PeftSpec> spec =
-        readSpecAttr(module, "peft-insert-adapters");
-    if (failed(spec))
-      return signalPassFailure();
-    FailureOr<ModuleTable> table = ModuleTable::build(module, funcName);
-    if (failed(table))
-      return signalPassFailure();
-    spec::ResolvedTargets resolved;
-    std::string error;
-    if (!spec::resolveTargets(*spec, table->moduleInfos(), resolved, error)) {
-      module.emitError("peft-insert-adapters: ") << error;
-      return signalPassFailure();
-    }
-    Inserter inserter(module, *table, *spec);
-    if (failed(inserter.run(resolved)))
-      return signalPassFailure();
-    if (!initAdapter.empty() &&
-        failed(adapters::loadInitialAdapter(module, initAdapter)))
-      return signalPassFailure();
+    if (failed(insertAdapters(getOperation(), funcName, initAdapter)))
+      signalPassFailure();
   }
 };
 

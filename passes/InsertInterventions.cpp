@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/AdapterInit.h"
+#include "passes/MethodInserters.h"
 #include "passes/Passes.h"
 #include "passes/analysis/ModuleNames.h"
 
@@ -155,7 +156,8 @@ class Inserter {
 public:
   Inserter(ModuleOp module, func::FuncOp func, const spec::PeftSpec &spec)
       : module_(module), func_(func), spec_(spec),
-        builder_(module.getContext()), symbols_(module) {}
+        builder_(module.getContext()), symbols_(module),
+        params_(module, symbols_, "peft-insert-interventions") {}
 
   LogicalResult run(const std::map<int, Operation *> &outputs,
                     StringRef initFile);
@@ -164,8 +166,9 @@ private:
   pir::ParamOp createParam(StringRef name, ArrayRef<int64_t> shape,
                            Type element, StringRef init, bool trainable,
                            StringRef method, DictionaryAttr initArgs = {});
-  Value use(Location loc, pir::ParamOp param);
   FailureOr<Value> promptLengths(StringRef name, int64_t batch);
+  Value dropRows(const spec::ReftConfig &config, Location loc, Value output,
+                 Value positions);
   LogicalResult intervene(const spec::ReftConfig &config, StringRef method,
                           int layer, Operation *output, StringRef group);
   LogicalResult loadInitialValues(StringRef file);
@@ -175,7 +178,7 @@ private:
   const spec::PeftSpec &spec_;
   OpBuilder builder_;
   SymbolTable symbols_;
-  Operation *lastParam_ = nullptr;
+  ParamFactory params_;
   std::vector<pir::ParamOp> created_;
   /// Interventions inserted so far, per layer.
   std::map<int, int64_t> perLayer_;
@@ -183,43 +186,22 @@ private:
   std::string currentKey_;
   /// The positions of each (prompt-length input, group), computed once.
   std::map<std::string, Value> positions_;
+  /// peft.dropout's `stream` of the next intervention dropout: after those
+  /// the module has already (peft-insert-adapters numbers LoRA's from 0).
+  int64_t nextStream_ = -1;
 };
 
 pir::ParamOp Inserter::createParam(StringRef name, ArrayRef<int64_t> shape,
                                    Type element, StringRef init, bool trainable,
                                    StringRef method, DictionaryAttr initArgs) {
-  if (symbols_.lookup(name)) {
-    module_.emitError("peft-insert-interventions: a param named '")
-        << name << "' exists already (was the pass run twice?)";
+  pir::ParamOp param = params_.create(module_.getLoc(), name,
+                                      RankedTensorType::get(shape, element),
+                                      trainable, init, method, initArgs);
+  if (!param)
     return nullptr;
-  }
-  if (!lastParam_)
-    for (auto param : module_.getOps<pir::ParamOp>())
-      lastParam_ = param;
-  OpBuilder::InsertionGuard guard(builder_);
-  if (lastParam_)
-    builder_.setInsertionPointAfter(lastParam_);
-  else
-    builder_.setInsertionPointToStart(module_.getBody());
-  auto param = builder_.create<pir::ParamOp>(
-      NameLoc::get(builder_.getStringAttr(name)), name,
-      RankedTensorType::get(shape, element));
-  param.setTrainable(trainable);
-  param.setInit(init);
-  param->setAttr(attr::kMethod, builder_.getStringAttr(method));
-  param->setAttr(attr::kKey, builder_.getStringAttr(name));
-  if (initArgs)
-    param->setAttr(attr::kInitArgs, initArgs);
   param->setAttr(attr::kIntervention, builder_.getStringAttr(currentKey_));
-  symbols_.insert(param);
-  lastParam_ = param;
   created_.push_back(param);
   return param;
-}
-
-Value Inserter::use(Location loc, pir::ParamOp param) {
-  return builder_.create<pir::UseOp>(loc, param.getTensorType(),
-                                     param.getSymName());
 }
 
 /// The `prompt_lengths` argument ([batch] i64) of the model function, added
@@ -242,6 +224,34 @@ FailureOr<Value> Inserter::promptLengths(StringRef name, int64_t batch) {
   func_.insertArgument(index, type, {}, func_.getLoc());
   func_.setArgAttr(index, kName, builder_.getStringAttr(name));
   return func_.getArgument(index);
+}
+
+/// pyreft's `self.dropout(output)`: the interventions drop out their whole
+/// output h + delta (base included), on the rows they intervene on; pyvene
+/// scatters only those rows back, so every other row stays h. The mask is
+/// peft.dropout's (seeded Philox, the spec's training.seed), not PyTorch's.
+Value Inserter::dropRows(const spec::ReftConfig &config, Location loc,
+                         Value output, Value positions) {
+  if (nextStream_ < 0) {
+    nextStream_ = 0;
+    module_.walk([&](pir::DropoutOp dropout) {
+      nextStream_ = std::max(nextStream_, int64_t(dropout.getStreamBits()) + 1);
+    });
+  }
+  auto type = cast<RankedTensorType>(output.getType());
+  Value dropped = builder_.create<pir::DropoutOp>(
+      loc, output, stepArgument(func_),
+      builder_.getF64FloatAttr(config.dropout),
+      builder_.getI64IntegerAttr(spec_.training.seed),
+      builder_.getI64IntegerAttr(nextStream_++));
+  auto maskType = RankedTensorType::get(
+      {type.getDimSize(0), type.getDimSize(1), 1}, type.getElementType());
+  Value mask =
+      builder_.create<pir::InterventionMaskOp>(loc, maskType, positions);
+  Value selected = builder_.create<nn::CastOp>(
+      loc, RankedTensorType::get(maskType.getShape(), builder_.getI1Type()),
+      mask);
+  return builder_.create<nn::WhereOp>(loc, type, selected, dropped, output);
 }
 
 LogicalResult Inserter::intervene(const spec::ReftConfig &config,
@@ -289,7 +299,8 @@ LogicalResult Inserter::intervene(const spec::ReftConfig &config,
              : nullptr;
   if (!bias)
     return failure();
-  Value useW = use(loc, weight), useB = use(loc, bias);
+  Value useW = useParam(builder_, loc, weight),
+        useB = useParam(builder_, loc, bias);
   Operation *intervention;
   if (config.intervention == spec::ReftIntervention::NoDiReFT) {
     pir::ParamOp proj = createParam(key + ".proj_layer.weight", {r, d}, element,
@@ -301,8 +312,8 @@ LogicalResult Inserter::intervene(const spec::ReftConfig &config,
     if (config.addBias && !createParam(key + ".proj_layer.bias", {r}, element,
                                        "uniform_fan_in", true, method, fanIn))
       return failure();
-    intervention = builder_.create<pir::NodireftOp>(loc, h, useW, useB,
-                                                    use(loc, proj), positions);
+    intervention = builder_.create<pir::NodireftOp>(
+        loc, h, useW, useB, useParam(builder_, loc, proj), positions);
   } else {
     // torch's orthogonal(): the trainable `original` starts at −I and the
     // buffer `base` holds an orthogonal completion of the initial weight.
@@ -316,7 +327,7 @@ LogicalResult Inserter::intervene(const spec::ReftConfig &config,
     if (!base)
       return failure();
     Value rotation = builder_.create<pir::HouseholderOrthogonalOp>(
-        loc, use(loc, original), use(loc, base));
+        loc, useParam(builder_, loc, original), useParam(builder_, loc, base));
     if (config.intervention == spec::ReftIntervention::LoReFT) {
       intervention = builder_.create<pir::LoreftOp>(loc, h, rotation, useW,
                                                     useB, positions);
@@ -328,7 +339,12 @@ LogicalResult Inserter::intervene(const spec::ReftConfig &config,
     }
   }
   intervention->setAttr(attr::kIntervention, builder_.getStringAttr(key));
-  h.replaceAllUsesExcept(intervention->getResult(0), intervention);
+  Value result = intervention->getResult(0);
+  if (config.dropout > 0) {
+    builder_.setInsertionPointAfter(intervention);
+    result = dropRows(config, loc, result, positions);
+  }
+  h.replaceAllUsesExcept(result, intervention);
   return success();
 }
 
@@ -371,10 +387,6 @@ LogicalResult Inserter::run(const std::map<int, Operation *> &outputs,
     const spec::ReftConfig *config = method.reft();
     if (!config)
       continue;
-    if (config->dropout > 0)
-      return module_.emitError("peft-insert-interventions: ")
-             << spec::methodName(method.kind)
-             << " dropout > 0 is not supported yet; use dropout: 0";
     std::vector<int> layers;
     if (config->allLayers)
       for (const auto &[layer, op] : outputs)
@@ -406,35 +418,41 @@ LogicalResult Inserter::run(const std::map<int, Operation *> &outputs,
   return success();
 }
 
+/// Adds the ReFT interventions of the spec attached to `module` to its
+/// function `funcName` (nothing without a ReFT method), started from the
+/// pyreft interventions in `initFile` if given.
+LogicalResult insertInterventions(ModuleOp module, StringRef funcName,
+                                  StringRef initFile) {
+  FailureOr<spec::PeftSpec> spec =
+      readSpecAttr(module, "peft-insert-interventions");
+  if (failed(spec))
+    return failure();
+  if (llvm::none_of(spec->methods, [](const spec::MethodSpec &m) {
+        return m.reft() != nullptr;
+      }))
+    return success();
+  auto func = module.lookupSymbol<func::FuncOp>(funcName);
+  if (!func)
+    return module.emitError("peft-insert-interventions: no function @")
+           << funcName;
+  FailureOr<ModuleTable> table = ModuleTable::build(module, funcName);
+  if (failed(table))
+    return failure();
+  FailureOr<std::map<int, Operation *>> outputs =
+      findBlockOutputs(func, *table);
+  if (failed(outputs))
+    return failure();
+  return Inserter(module, func, *spec).run(*outputs, initFile);
+}
+
 struct InsertInterventionsPass
     : public peft::impl::InsertInterventionsBase<InsertInterventionsPass> {
   using InsertInterventionsBase::InsertInterventionsBase;
 
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    FailureOr<spec::PeftSpec> spec =
-        readSpecAttr(module, "peft-insert-interventions");
-    if (failed(spec))
-      return signalPassFailure();
-    if (llvm::none_of(spec->methods, [](const spec::MethodSpec &m) {
-          return m.reft() != nullptr;
-        }))
-      return;
-    auto func = module.lookupSymbol<func::FuncOp>(funcName);
-    if (!func) {
-      module.emitError("peft-insert-interventions: no function @") << funcName;
-      return signalPassFailure();
-    }
-    FailureOr<ModuleTable> table = ModuleTable::build(module, funcName);
-    if (failed(table))
-      return signalPassFailure();
-    FailureOr<std::map<int, Operation *>> outputs =
-        findBlockOutputs(func, *table);
-    if (failed(outputs))
-      return signalPassFailure();
-    Inserter inserter(module, func, *spec);
-    if (failed(inserter.run(*outputs, initInterventions)))
-      return signalPassFailure();
+    if (failed(
+            insertInterventions(getOperation(), funcName, initInterventions)))
+      signalPassFailure();
   }
 };
 

@@ -1,23 +1,96 @@
-//===- MethodInserters.h - methods peft-insert-adapters places by structure -*-
-//C++ -*-===//
+//===- MethodInserters.h - what the PEFT method passes share ---*- C++ -*-===//
+//
+// peft-insert-adapters, peft-insert-interventions, peft-insert-sparse and
+// peft-insert-prefix-tuning create their params through one ParamFactory,
+// so every method's params get the same bookkeeping (insertion order,
+// peft.key, peft.method, init), and share target resolution, the step
+// counter and layout-chain replication.
 //
 // LoRA-family methods adapt the modules the spec names; bottleneck adapters
 // and prompt tuning are placed by the model's structure instead (the
 // residual adds around attention and the FFN, the word embedding table).
-// peft-insert-adapters calls these with its own param factory, so params
-// get the same bookkeeping (peft.key, peft.method, insertion order).
+// peft-insert-adapters calls these with its own param factory.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "dialects/peft/PeftOps.h"
 #include "frontends/spec/PeftSpec.h"
+#include "frontends/spec/TargetResolution.h"
 #include "passes/analysis/ModuleNames.h"
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
+#include <string>
+
+namespace mlir {
+class SymbolTable;
+namespace func {
+class FuncOp;
+} // namespace func
+} // namespace mlir
+
 namespace peft {
+
+/// Creates the params a PEFT pass adds to a module, with the bookkeeping
+/// every method shares: each goes after the module's last param (so params
+/// keep their creation order, ahead of the functions), is keyed (`peft.key`)
+/// by its name, the name it is saved under, and is registered in the
+/// pass's symbol table.
+class ParamFactory {
+public:
+  /// `pass` names the pass in errors; `duplicateHint` says how a param of
+  /// the same name can exist already.
+  ParamFactory(mlir::ModuleOp module, mlir::SymbolTable &symbols,
+               llvm::StringRef pass,
+               llvm::StringRef duplicateHint = "was the pass run twice?");
+
+  /// A param `name` of `type`, trainable or frozen, with initializer `init`
+  /// (the `init` attribute, none if empty), method `method` (`peft.method`,
+  /// none if empty) and, if given, `initArgs` (`peft.init_args`). Null, with
+  /// an error at `loc`, when a param `name` exists already.
+  pir::ParamOp create(mlir::Location loc, llvm::StringRef name,
+                      mlir::RankedTensorType type, bool trainable,
+                      llvm::StringRef init, llvm::StringRef method,
+                      mlir::DictionaryAttr initArgs = {});
+
+private:
+  mlir::ModuleOp module_;
+  mlir::SymbolTable &symbols_;
+  mlir::OpBuilder builder_;
+  std::string pass_, duplicateHint_;
+  /// The param the next one goes after (null: none created or found yet).
+  mlir::Operation *last_ = nullptr;
+};
+
+/// A module's table (ModuleNames) and where the spec's methods apply in it
+/// (PEFT's target rules).
+struct MethodTargets {
+  analysis::ModuleTable table;
+  spec::ResolvedTargets resolved;
+};
+/// The MethodTargets of `spec` in function `funcName` of `module`; errors
+/// name `pass`.
+mlir::FailureOr<MethodTargets> resolveMethodTargets(mlir::ModuleOp module,
+                                                    llvm::StringRef funcName,
+                                                    const spec::PeftSpec &spec,
+                                                    llvm::StringRef pass);
+
+/// Reads `param` where `b` stands (a `peft.use`).
+mlir::Value useParam(mlir::OpBuilder &b, mlir::Location loc,
+                     pir::ParamOp param);
+
+/// The training step counter of `func`: its argument marked `peft.step`,
+/// added as the first argument when it has none (where peft-optimizer puts
+/// the optimizer step, which it then is). peft.dropout's masks read it.
+mlir::Value stepArgument(mlir::func::FuncOp func);
+
+/// Rebuilds the chain of layout/type ops (transposes, casts) between a
+/// param's `peft.use` and `value` on top of `source`, at `b`'s point.
+mlir::Value replicateChain(mlir::OpBuilder &b, mlir::Value value,
+                           mlir::Value source);
 
 /// Makes a trainable param `name` (also its saved key) of `shape`.
 using CreateParamFn = llvm::function_ref<pir::ParamOp(

@@ -242,8 +242,13 @@ def Decompose : Pass<"peft-decompose", "::mlir::ModuleOp"> {
     products, `peft.ia3` a broadcast multiply, `peft.mse` and
     `peft.cross_entropy` (causal shift, ignore_index, mean over counted
     positions) their reductions, all in the order of operations of the
-    reference kernels (codegen/reference/PeftKernels.cpp). The optimizer
-    ops, params, uses and assigns stay: the kernel emitter generates them.
+    reference kernels (codegen/reference/PeftKernels.cpp). `nn.attention`
+    becomes its GEMMs and softmax (passes/lowering/ExpandAttention.cpp).
+    `peft.loreft` and `peft.nodireft` become GEMMs over all rows and an
+    `nn.where` on the row mask, the Householder map and its gradient
+    `peft.householder_sweep` and GEMMs (passes/lowering/DecomposeReft.cpp).
+    The optimizer ops, params, uses and assigns stay: the kernel emitter
+    generates them.
   }];
   let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect"];
 }
@@ -325,7 +330,10 @@ def InsertInterventions : Pass<"peft-insert-interventions", "::mlir::ModuleOp"> 
     separate weights for first and last positions, `#0` takes the first
     positions and `#1` the last (pyreft doubles its layer list).
     `init-interventions` reads every new param (the base included) from a
-    safetensors file by name.
+    safetensors file by name. With `dropout` > 0, pyreft's dropout of the
+    intervention's whole output on its rows: `peft.dropout` of the result
+    (training.seed, one stream each) kept by `nn.where` on the rows'
+    `peft.intervention_mask`, the other rows unchanged.
   }];
   let options = [
     Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
@@ -338,6 +346,83 @@ def InsertInterventions : Pass<"peft-insert-interventions", "::mlir::ModuleOp"> 
   ];
   let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
                            "::mlir::func::FuncDialect"];
+}
+
+def InsertPrefixTuning : Pass<"peft-insert-prefix-tuning", "::mlir::ModuleOp"> {
+  let summary = "Applies the spec's PREFIX_TUNING: key/value prefixes in every nn.attention";
+  let description = [{
+    PEFT's prefix tuning on a model whose attention is raised to
+    `nn.attention` (runs peft-raise-attention first when `func` has no
+    nn.attention). Creates the trainable
+    `prompt_embeddings` [P, L*2*token_dim] (init normal), or with
+    `prefix_projection` PEFT's PrefixEncoder params
+    `prompt_encoder.embedding.weight` [P, token_dim],
+    `prompt_encoder.transform.{0,2}.{weight,bias}` (nn.Linear inits) and the
+    function `@prefix_prompt_embeddings` computing what PEFT saves; computes
+    the table once at the top of `func`, and sets each layer's
+    `prefix_key`/`prefix_value` [Hkv, P, D] from it in PEFT's layout (layer
+    l reads planes 2l and 2l+1 of view(P, 2L, Hkv, D)). Replaces the model's
+    position ids (0..T-1 constants feeding rotary cos/sin or a
+    position-embedding lookup) by P..P+T-1, as transformers numbers tokens
+    after a past of P. token_dim, num_layers and num_attention_heads, when
+    the spec gives them, must match the model.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function">,
+  ];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def InsertSparse : Pass<"peft-insert-sparse", "::mlir::ModuleOp"> {
+  let summary = "Applies the spec's SPARSE methods: a delta on chosen weight entries";
+  let description = [{
+    For each SPARSE method of the `peft.spec` attribute and each linear
+    module its `target_modules` select (LoRA's matching), picks
+    k = ceil(density · numel) entries of the module's frozen weight, in
+    PyTorch's [out, in] layout, flat row-major: `magnitude` takes the k
+    largest |W| (ties: the lower index), `random` the k entries with the
+    smallest Philox draws (passes/InsertSparse.h). The weight's `peft.use`
+    becomes `peft.sparse_delta` of it with two new params:
+    `<module>.sparse_indices` (frozen i64 [k], the chosen indices in
+    increasing order, held in the IR as its `value`) and
+    `<module>.sparse_delta` (trainable [k], `zeros`), both saved with the
+    adapter under their names. The weight's values are read at compile
+    time (the selection needs them); the delta, its gradient and its
+    optimizer state are k-sized.
+  }];
+  let options = [
+    Option<"funcName", "func", "std::string", /*default=*/"\"forward\"",
+           "The model function to adapt">,
+  ];
+  let dependentDialects = ["::peft::nn::NNDialect", "::peft::pir::PeftDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def RaiseAttention : Pass<"peft-raise-attention", "::mlir::ModuleOp"> {
+  let summary = "Raises the imported attention pattern to nn.attention";
+  let description = [{
+    In every function, each `softmax(QKᵀ·c + masks)·V` the exporters write
+    becomes one `nn.attention` (dialects/nn/NNAttentionOps.td): Q·Kᵀ an
+    `nn.matmul` of rank 4 ([B, H, T, D] × [B, H, D, S], K transposed by an
+    `nn.transpose` or the matmul's `transpose_rhs`) or rank 3 ([B·H, T, D],
+    lifted to rank 4 through the reshape that flattened the heads); scaling
+    by constants (`nn.mul`/`nn.div` by a scalar expression of constants, on
+    the product or directly on Q or K) folded into `scale`; then any number
+    of additive masks (`nn.add` of a float tensor broadcastable to the
+    logits) and `nn.where(cond, logits, fill)` with a constant fill <= -1e30
+    (which masks exactly as adding where(cond, 0, fill) does): a causal
+    `cond` (a constant, or a frozen buffer param whose bytes are read, seen
+    through slices) becomes `causal`, another one an additive mask;
+    softmax over the last axis; the product with V. K and V repeated over
+    query heads by reshape/broadcast_to/reshape (grouped-query attention)
+    are read before the repeat. Rotary embeddings stay outside: Q and K
+    arrive rotated. Patterns whose intermediate values have other users, a
+    softmax over another axis, a scaling after a mask, or a mask that is
+    not additive stay as they are. The ops of a raised pattern are erased.
+  }];
+  let dependentDialects = ["::peft::nn::NNDialect"];
 }
 
 def EmitLoops : Pass<"peft-emit-loops", "::mlir::ModuleOp"> {

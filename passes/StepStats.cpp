@@ -415,6 +415,20 @@ FailureOr<StepStats> Counter::run() {
     }
   }
   stats.frozenWithWeightGradient.assign(frozen.begin(), frozen.end());
+  for (auto param : module_.getOps<pir::ParamOp>()) {
+    RankedTensorType type = param.getTensorType();
+    int64_t values = type.getNumElements();
+    int64_t bytes =
+        values * std::max<int64_t>(1, (type.getElementTypeBitWidth() + 7) / 8);
+    // peft-optimizer marks its state params with `peft.state_of`.
+    if (param->hasAttr("peft.state_of")) {
+      stats.stateValues += values;
+      stats.stateBytes += bytes;
+    } else if (param.getTrainable()) {
+      stats.trainableValues += values;
+      stats.trainableBytes += bytes;
+    }
+  }
   return stats;
 }
 
@@ -456,12 +470,31 @@ GemmCount peft::stats::gemmsOf(Operation *op) {
                      product(shapeOf(grad.getResult()).drop_front()));
   } else if (auto einsum = dyn_cast<nn::EinsumOp>(op)) {
     count = einsumGemms(einsum);
+  } else if (auto attention = dyn_cast<nn::AttentionOp>(op)) {
+    // Q·Kᵀ and P·V over the P + S keys: [B, H, T, D]·[D, P + S] and
+    // [B, H, T, P + S]·[P + S, D].
+    int64_t keys = shapeOf(attention.getKey())[2] + attention.getPrefixLength();
+    for (int i = 0; i < 2; ++i)
+      count.add(1, 2 * numel(attention.getResult()) * keys);
   } else if (auto lora = dyn_cast<pir::LoraOp>(op)) {
     count = lowRankGemms(op, lora.getInput(), lora.getLoraA(), lora.getLoraB(),
                          false, false);
   } else if (auto dora = dyn_cast<pir::DoraOp>(op)) {
     count = lowRankGemms(op, dora.getInput(), dora.getLoraA(), dora.getLoraB(),
                          bool(dora.getAdapterInput()), true);
+  } else if (auto loreft = dyn_cast<pir::LoreftOp>(op)) {
+    // On the P rows per example `positions` names: h·R, h·Wᵀ [rows, d]·[d,
+    // r] and (…)·Rᵀ [rows, r]·[r, d].
+    ArrayRef<int64_t> w = shapeOf(loreft.getWeight());
+    int64_t rows = numel(loreft.getPositions());
+    for (int i = 0; i < 3; ++i)
+      count.add(1, 2 * rows * w[0] * w[1]);
+  } else if (auto nodireft = dyn_cast<pir::NodireftOp>(op)) {
+    // h·Wᵀ [rows, d]·[d, r] and (…)·P [rows, r]·[r, d].
+    ArrayRef<int64_t> w = shapeOf(nodireft.getWeight());
+    int64_t rows = numel(nodireft.getPositions());
+    for (int i = 0; i < 2; ++i)
+      count.add(1, 2 * rows * w[0] * w[1]);
   }
   return count;
 }
@@ -512,4 +545,7 @@ void peft::stats::printStepStats(const StepStats &s, llvm::raw_ostream &os) {
     gemms(l.backward);
     os << "; kept " << l.keptValues << " values, " << l.keptBytes << " bytes\n";
   }
+  os << "params: trainable " << s.trainableValues << " values, "
+     << s.trainableBytes << " bytes; optimizer state " << s.stateValues
+     << " values, " << s.stateBytes << " bytes\n";
 }

@@ -53,6 +53,11 @@ struct StepStats {
   /// By layer index (PEFT's: `model.layers.3...` -> 3); -1 for ops outside
   /// every layer (embedding, final norm, head, loss).
   std::map<int, LayerStats> layers;
+  /// The trainable params and the optimizer state (`peft.state_of`) the
+  /// program keeps, in elements and bytes: what a method's size is about
+  /// (sparse fine-tuning's are proportional to its density).
+  int64_t trainableValues = 0, trainableBytes = 0;
+  int64_t stateValues = 0, stateBytes = 0;
 };
 
 /// Counts the step function `funcName` of `module`. Fails with a diagnostic

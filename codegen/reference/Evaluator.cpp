@@ -40,8 +40,10 @@ KernelRegistry::KernelRegistry() {
   registerPeftKernels(*this);
   registerDropoutKernels(*this);
   registerReftKernels(*this);
+  registerSparseKernels(*this);
   registerGradKernels(*this);
   registerKernKernels(*this);
+  registerAttentionKernels(*this);
 }
 
 void KernelRegistry::add(StringRef opName, Kernel kernel) {

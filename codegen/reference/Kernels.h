@@ -17,8 +17,10 @@ void registerNormKernels(KernelRegistry &r);
 void registerPeftKernels(KernelRegistry &r);
 void registerDropoutKernels(KernelRegistry &r);
 void registerReftKernels(KernelRegistry &r);
+void registerSparseKernels(KernelRegistry &r);
 void registerGradKernels(KernelRegistry &r);
 void registerKernKernels(KernelRegistry &r);
+void registerAttentionKernels(KernelRegistry &r);
 
 inline Shape resultShape(mlir::Operation *op, unsigned i = 0) {
   return toShape(

@@ -57,13 +57,17 @@ struct Reflectors {
       return 0.0;
     return i == j ? 1.0 : x.getDouble(i * k + j);
   }
+  /// v_jᵀ·P[:, c] for an n-row P.
+  double dot(int64_t j, const Matrix &p, int64_t c) const {
+    double sum = 0;
+    for (int64_t i = j; i < n; ++i)
+      sum += reflector(i, j) * p.at(i, c);
+    return sum;
+  }
   /// P ← H_j·P = P − tau_j·v_j·(v_jᵀ·P), for an n-row P.
   void reflect(int64_t j, Matrix &p) const {
     for (int64_t c = 0; c < p.cols; ++c) {
-      double dot = 0;
-      for (int64_t i = j; i < n; ++i)
-        dot += reflector(i, j) * p.at(i, c);
-      double scaled = tau[j] * dot;
+      double scaled = tau[j] * dot(j, p, c);
       for (int64_t i = j; i < n; ++i)
         p.at(i, c) -= scaled * reflector(i, j);
     }
@@ -82,22 +86,36 @@ struct Reflectors {
   }
 };
 
+/// base·M (or baseᵀ·M) for the n×n frozen `base` of the Householder map and
+/// an n-row M: the product both halves of the map have with the buffer.
+Matrix baseTimes(const Tensor &base, bool transposeBase, const Matrix &m) {
+  int64_t n = m.rows;
+  Matrix out(n, m.cols);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < m.cols; ++c) {
+      double acc = 0;
+      for (int64_t l = 0; l < n; ++l)
+        acc +=
+            base.getDouble(transposeBase ? l * n + i : i * n + l) * m.at(l, c);
+      out.at(i, c) = acc;
+    }
+  return out;
+}
+
 /// Q = base · (householder_product(A, tau) · diag(sign)).
 FailureOr<Tensor> householderOrthogonal(Operation *op, ArrayRef<Tensor> in,
                                         const EvalContext &ctx) {
   const Tensor &x = in[0], &base = in[1];
   Reflectors refl(x);
-  int64_t n = refl.n, k = refl.k;
-  Matrix h = std::move(refl.partials()[0]);
-  Tensor q(ctx.storageType(op->getResult(0)), resultShape(op));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < k; ++c) {
-      double acc = 0;
-      for (int64_t m = 0; m < n; ++m)
-        acc += base.getDouble(i * n + m) * (h.at(m, c) * refl.sign[c]);
-      q.setDouble(i * k + c, acc);
-    }
-  return q;
+  Matrix withSigns = std::move(refl.partials()[0]);
+  for (int64_t m = 0; m < refl.n; ++m)
+    for (int64_t c = 0; c < refl.k; ++c)
+      withSigns.at(m, c) *= refl.sign[c];
+  Matrix q = baseTimes(base, /*transposeBase=*/false, withSigns);
+  Tensor out(ctx.storageType(op->getResult(0)), resultShape(op));
+  for (int64_t i = 0; i < refl.n * refl.k; ++i)
+    out.setDouble(i, q.v[i]);
+  return out;
 }
 
 /// Reverse sweep through P_j = H_j·P_{j+1}: with G the cotangent of P_j,
@@ -111,26 +129,20 @@ FailureOr<Tensor> householderOrthogonalGrad(Operation *op, ArrayRef<Tensor> in,
   int64_t n = refl.n, k = refl.k;
   std::vector<Matrix> p = refl.partials();
   // dP_0 = diag-scaled baseᵀ·dQ.
-  Matrix g(n, k);
+  Matrix dqm(n, k);
+  for (int64_t i = 0; i < n * k; ++i)
+    dqm.v[i] = dq.getDouble(i);
+  Matrix g = baseTimes(base, /*transposeBase=*/true, dqm);
   for (int64_t m = 0; m < n; ++m)
-    for (int64_t c = 0; c < k; ++c) {
-      double acc = 0;
-      for (int64_t i = 0; i < n; ++i)
-        acc += base.getDouble(i * n + m) * dq.getDouble(i * k + c);
-      g.at(m, c) = acc * refl.sign[c];
-    }
+    for (int64_t c = 0; c < k; ++c)
+      g.at(m, c) *= refl.sign[c];
   Tensor dx(ctx.storageType(op->getResult(0)), resultShape(op));
   std::vector<double> a(k), c(k);
   for (int64_t j = 0; j < k; ++j) {
     const Matrix &next = p[j + 1];
     for (int64_t col = 0; col < k; ++col) {
-      double sa = 0, sc = 0;
-      for (int64_t i = j; i < n; ++i) {
-        sa += next.at(i, col) * refl.reflector(i, j);
-        sc += g.at(i, col) * refl.reflector(i, j);
-      }
-      a[col] = sa;
-      c[col] = sc;
+      a[col] = refl.dot(j, next, col);
+      c[col] = refl.dot(j, g, col);
     }
     double dtau = 0;
     for (int64_t col = 0; col < k; ++col)
@@ -148,6 +160,41 @@ FailureOr<Tensor> householderOrthogonalGrad(Operation *op, ArrayRef<Tensor> in,
     refl.reflect(j, g);
   }
   return dx;
+}
+
+/// S[k] = M, S[j] = H_j·S[j+1] (or, adjoint, S[0] = M, S[j+1] = H_j·S[j]),
+/// with M the start operand or I[n, k].
+FailureOr<Tensor> householderSweep(Operation *op, ArrayRef<Tensor> in,
+                                   const EvalContext &ctx) {
+  auto sweep = cast<pir::HouseholderSweepOp>(op);
+  Reflectors refl(in[0]);
+  int64_t n = refl.n, k = refl.k;
+  Shape shape = resultShape(op);
+  int64_t cols = shape[2];
+  Matrix m(n, cols);
+  if (sweep.getStart())
+    for (int64_t i = 0; i < n * cols; ++i)
+      m.v[i] = in[1].getDouble(i);
+  else
+    for (int64_t j = 0; j < k; ++j)
+      m.at(j, j) = 1.0;
+  Tensor out(ctx.storageType(op->getResult(0)), shape);
+  // Each slice continues from its stored (rounded) values, as the loop
+  // kernel reads the slice before back from the result.
+  auto store = [&](int64_t slice) {
+    for (int64_t i = 0; i < n * cols; ++i) {
+      out.setDouble(slice * n * cols + i, m.v[i]);
+      m.v[i] = out.getDouble(slice * n * cols + i);
+    }
+  };
+  bool adjoint = sweep.getAdjoint();
+  store(adjoint ? 0 : k);
+  for (int64_t s = 0; s < k; ++s) {
+    int64_t j = adjoint ? s : k - 1 - s;
+    refl.reflect(j, m);
+    store(adjoint ? j + 1 : j);
+  }
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -303,6 +350,7 @@ void registerReftKernels(KernelRegistry &r) {
   r.add("peft.householder_orthogonal", singleResult(householderOrthogonal));
   r.add("peft.householder_orthogonal_grad",
         singleResult(householderOrthogonalGrad));
+  r.add("peft.householder_sweep", singleResult(householderSweep));
   r.add("peft.reft_positions", singleResult(reftPositions));
   r.add("peft.intervention_mask", singleResult(interventionMask));
   r.add("peft.loreft", singleResult(loreft));

@@ -9,5 +9,6 @@ include "dialects/nn/NNReductionOps.td"
 include "dialects/nn/NNLinalgOps.td"
 include "dialects/nn/NNNormOps.td"
 include "dialects/nn/NNGradOps.td"
+include "dialects/nn/NNAttentionOps.td"
 
 #endif // PEFT_NN_OPS

@@ -199,6 +199,7 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, InferTypeOpAdaptor]> {
 
 include "dialects/peft/PeftReftOps.td"
 include "dialects/peft/PeftDropoutOps.td"
+include "dialects/peft/PeftSparseOps.td"
 
 //===----------------------------------------------------------------------===//
 // Losses

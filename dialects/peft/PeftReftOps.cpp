@@ -118,6 +118,34 @@ LogicalResult HouseholderOrthogonalGradOp::inferReturnTypes(
   return success();
 }
 
+LogicalResult HouseholderSweepOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferred) {
+  Site site{location, getOperationName()};
+  auto x = ranked(site, "input", adaptor.getInput());
+  if (failed(x))
+    return failure();
+  if (x->getRank() != 2 || x->getDimSize(0) < x->getDimSize(1) ||
+      x->getDimSize(1) < 1)
+    return site.error("input must be a tall matrix [n, k] with n >= k >= 1, "
+                      "got " +
+                      shapeStr(x->getShape()));
+  int64_t n = x->getDimSize(0), k = x->getDimSize(1), m = k;
+  if (Value start = adaptor.getStart()) {
+    auto s = ranked(site, "start", start);
+    if (failed(s))
+      return failure();
+    if (s->getRank() != 2 || s->getDimSize(0) != n)
+      return site.error("start must be [n, m] = [" + Twine(n) + ", m], got " +
+                        shapeStr(s->getShape()));
+    if (s->getElementType() != x->getElementType())
+      return site.error("start must have the input's element type");
+    m = s->getDimSize(1);
+  }
+  inferred.push_back(RankedTensorType::get({k + 1, n, m}, x->getElementType()));
+  return success();
+}
+
 LogicalResult ReftPositionsOp::inferReturnTypes(
     MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
     SmallVectorImpl<Type> &inferred) {

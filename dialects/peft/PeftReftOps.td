@@ -61,6 +61,39 @@ def Peft_HouseholderOrthogonalGradOp : Peft_Op<"householder_orthogonal_grad",
   }];
 }
 
+def Peft_HouseholderSweepOp : Peft_Op<"householder_sweep",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "The reflectors of peft.householder_orthogonal applied one "
+                "by one, every partial product kept";
+  let description = [{
+    With the reflectors `H_j = I − tau_j·v_j·v_jᵀ` of `X: [n, k]` (as in
+    `peft.householder_orthogonal`: `v_j = e_j + tril(X, −1)[:, j]`,
+    `tau_j = 2 / (1 + Σ_{i>j} X[i, j]²)`) and `M: [n, m]` (`start`; the
+    first `k` columns of the identity, `I[n, k]`, when absent), the result
+    `S: [k + 1, n, m]` holds
+
+    - by default (`Q·M` built right to left): `S[k] = M`,
+      `S[j] = H_j·S[j + 1]`, so `S[0] = H_0·…·H_{k−1}·M` (from `I[n, k]`:
+      the Householder product, and every partial product the backward
+      needs);
+    - with `adjoint` (`Qᵀ·M`, left to right): `S[0] = M`,
+      `S[j + 1] = H_j·S[j]`, so `S[k] = H_{k−1}·…·H_0·M`.
+
+    Each column of `M` is swept on its own (the parallel dimension of its
+    loop kernel), reading the slice before from the result: no scratch.
+    peft-decompose expresses `peft.householder_orthogonal` and its gradient
+    with it and GEMMs; it appears after the autodiff only (no gradient
+    rule).
+  }];
+  let arguments = (ins Peft_FloatTensor:$input,
+                       Optional<Peft_FloatTensor>:$start, UnitAttr:$adjoint);
+  let results = (outs Peft_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input (`,` $start^)? attr-dict `:` type($input) (`,` type($start)^)?
+    `->` type($result)
+  }];
+}
+
 def Peft_ReftPositionsOp : Peft_Op<"reft_positions",
     [Pure, InferTypeOpAdaptor]> {
   let summary = "pyreft's intervention positions from each prompt length";

@@ -91,6 +91,98 @@ void writePatterns(json::OStream &out, const std::vector<PatternEntry> &p,
   });
 }
 
+/// peftc's own config for a SPARSE method (PEFT has none): the method's
+/// fields with `peft_type: SPARSE`, in the same form, so the saved adapter
+/// says how its indices were chosen and reads back as the spec.
+std::string sparseConfigJson(const PeftSpec &spec, const MethodSpec &method,
+                             const ResolvedTargets *resolved,
+                             const AdapterConfigOptions &options) {
+  const SparseConfig &sparse = *method.sparse();
+  std::vector<std::string> adapted;
+  bool haveAdapted = false;
+  if (resolved)
+    for (const ResolvedMethod &m : resolved->methods)
+      if (m.kind == MethodKind::Sparse) {
+        haveAdapted = true;
+        for (const AdapterTarget &target : m.adapters)
+          adapted.push_back(target.path);
+      }
+  std::string text;
+  raw_string_ostream os(text);
+  json::OStream out(os, 2);
+  out.object([&] {
+    out.attribute("base_model_name_or_path", options.baseModelNameOrPath);
+    out.attributeBegin("density");
+    writeFloat(out, sparse.density);
+    out.attributeEnd();
+    out.attributeBegin("exclude_modules");
+    writeSelector(out, sparse.excludeModules, nullptr);
+    out.attributeEnd();
+    out.attribute("inference_mode", true);
+    out.attribute("peft_type", "SPARSE");
+    out.attribute("seed", sparse.seed);
+    out.attribute("selection", sparse.selection == SparseSelection::Magnitude
+                                   ? "magnitude"
+                                   : "random");
+    out.attributeBegin("target_modules");
+    writeSelector(out, sparse.targetModules, haveAdapted ? &adapted : nullptr);
+    out.attributeEnd();
+    if (options.taskType)
+      out.attribute("task_type", *options.taskType);
+    else if (spec.training.loss.kind == LossKind::CrossEntropy &&
+             spec.training.loss.shift == LossShift::Causal)
+      out.attribute("task_type", "CAUSAL_LM");
+    else
+      out.attribute("task_type", nullptr);
+  });
+  os.flush();
+  return text;
+}
+
+/// PEFT 0.15's PrefixTuningConfig as save_pretrained writes it; the fields
+/// PEFT fills from the model must be filled in the spec
+/// (peft-insert-prefix-tuning does, on the model). With prefix_projection
+/// the saved tensor is the encoder's output, as PEFT saves it (the program's
+/// @prefix_prompt_embeddings computes it when the adapter is saved).
+std::string prefixConfigJson(const PeftSpec &spec, const MethodSpec &method,
+                             std::string &error,
+                             const AdapterConfigOptions &options) {
+  const PrefixTuningConfig &prefix = *method.prefixTuning();
+  if (!prefix.tokenDim || !prefix.numLayers || !prefix.numAttentionHeads) {
+    error = "error: PREFIX_TUNING's token_dim, num_layers and "
+            "num_attention_heads come from the model; run "
+            "peft-insert-prefix-tuning first";
+    return "";
+  }
+  std::string text;
+  raw_string_ostream os(text);
+  json::OStream out(os, 2);
+  out.object([&] {
+    out.attribute("auto_mapping", nullptr);
+    out.attribute("base_model_name_or_path", options.baseModelNameOrPath);
+    out.attribute("encoder_hidden_size", prefix.encoderHiddenSize
+                                             ? prefix.encoderHiddenSize
+                                             : prefix.tokenDim);
+    out.attribute("inference_mode", true);
+    out.attribute("num_attention_heads", prefix.numAttentionHeads);
+    out.attribute("num_layers", prefix.numLayers);
+    out.attribute("num_transformer_submodules", 1);
+    out.attribute("num_virtual_tokens", prefix.numVirtualTokens);
+    out.attribute("peft_type", "PREFIX_TUNING");
+    out.attribute("prefix_projection", prefix.prefixProjection);
+    out.attribute("revision", nullptr);
+    if (options.taskType)
+      out.attribute("task_type", *options.taskType);
+    else if (spec.training.loss.kind == LossKind::CrossEntropy &&
+             spec.training.loss.shift == LossShift::Causal)
+      out.attribute("task_type", "CAUSAL_LM");
+    else
+      out.attribute("task_type", nullptr);
+    out.attribute("token_dim", prefix.tokenDim);
+  });
+  return text;
+}
+
 /// What the spec's methods add up to in PEFT's one config.
 struct Combined {
   const MethodSpec *adapter = nullptr; // the LoRA/DoRA or IA3 method
@@ -152,6 +244,10 @@ std::string adapterConfigJson(const PeftSpec &spec,
                               const ResolvedTargets *resolved,
                               std::string &error,
                               const AdapterConfigOptions &options) {
+  if (spec.methods.size() == 1 && spec.methods.front().sparse())
+    return sparseConfigJson(spec, spec.methods.front(), resolved, options);
+  if (spec.methods.size() == 1 && spec.methods.front().prefixTuning())
+    return prefixConfigJson(spec, spec.methods.front(), error, options);
   Combined c;
   if (!combine(spec, c, error))
     return "";

@@ -36,6 +36,12 @@ struct AdapterConfigOptions {
 /// has no field for (BitFit on named biases, freeze-layers, full, ReFT).
 /// BitFit on all biases composed with LoRA is PEFT's `bias: all`; the
 /// modules_to_save of every method are merged.
+/// A spec of one PREFIX_TUNING method without projection gets PEFT's
+/// PrefixTuningConfig, which needs token_dim, num_layers and
+/// num_attention_heads filled from the model (peft-insert-prefix-tuning
+/// writes them into the module's spec).
+/// A spec of one SPARSE method (no PEFT config exists) gets peftc's own:
+/// its fields with `peft_type: SPARSE` (docs/adapters.md), a spec itself.
 std::string adapterConfigJson(const PeftSpec &spec,
                               const ResolvedTargets *resolved,
                               std::string &error,

@@ -201,6 +201,43 @@ struct PromptTuningConfig {
   SourceLoc loc;
 };
 
+/// PEFT's PrefixTuningConfig: per decoder layer, P trainable key and value
+/// positions in front of the attention's own (DESIGN.md "Method
+/// semantics"). Without projection the trainable table is
+/// prompt_embeddings [P, num_layers * 2 * token_dim]; with
+/// `prefixProjection` PEFT's PrefixEncoder computes it each step as
+/// Linear(tanh(Linear(Embedding(P, token_dim)))) through
+/// `encoderHiddenSize` features. token_dim is the key/value width (KV heads
+/// x head size, PEFT's grouped-query rule). Fields PEFT fills from the model
+/// (0: unset) are checked against it.
+struct PrefixTuningConfig {
+  int64_t numVirtualTokens = 0;
+  bool prefixProjection = false;
+  int64_t encoderHiddenSize = 0; // 0: token_dim, as PEFT defaults it
+  int64_t tokenDim = 0;
+  int64_t numLayers = 0;
+  int64_t numAttentionHeads = 0;
+  SourceLoc loc;
+};
+
+/// How a SPARSE method picks the entries of each targeted weight.
+enum class SparseSelection { Magnitude, Random };
+
+/// Sparse fine-tuning (DESIGN.md "Method semantics"): each targeted linear
+/// weight W trains a delta on k = ceil(density * numel(W)) of its entries,
+/// W_eff = W + scatter(indices, delta); the delta, its gradient and its
+/// optimizer state hold k values. `magnitude` picks the k largest |W| (ties:
+/// the lower flat index of PyTorch's [out, in] weight), `random` a seeded
+/// draw of peftc's Philox generator (passes/InsertSparse.h).
+struct SparseConfig {
+  ModuleSelector targetModules;
+  ModuleSelector excludeModules;
+  double density = 0; // required: 0 < density <= 1
+  SparseSelection selection = SparseSelection::Magnitude;
+  int64_t seed = 42;
+  SourceLoc loc;
+};
+
 /// Every method the spec can name. Those after Full are planned (see
 /// docs/spec.md); naming them is an error until they get a config struct in
 /// MethodConfig.
@@ -221,7 +258,8 @@ enum class MethodKind {
 
 using MethodConfig =
     std::variant<LoraConfig, IA3Config, BitFitConfig, FreezeLayersConfig,
-                 FullConfig, ReftConfig, BottleneckConfig, PromptTuningConfig>;
+                 FullConfig, ReftConfig, BottleneckConfig, PromptTuningConfig,
+                 SparseConfig, PrefixTuningConfig>;
 
 struct MethodSpec {
   MethodKind kind = MethodKind::Lora;
@@ -242,6 +280,12 @@ struct MethodSpec {
   }
   const PromptTuningConfig *promptTuning() const {
     return std::get_if<PromptTuningConfig>(&config);
+  }
+  const SparseConfig *sparse() const {
+    return std::get_if<SparseConfig>(&config);
+  }
+  const PrefixTuningConfig *prefixTuning() const {
+    return std::get_if<PrefixTuningConfig>(&config);
   }
 };
 

@@ -216,6 +216,28 @@ void writeMethod(json::OStream &out, const MethodSpec &method) {
         });
       if (prompt->tokenDim)
         out.attribute("token_dim", prompt->tokenDim);
+    } else if (const PrefixTuningConfig *prefix = method.prefixTuning()) {
+      out.attribute("num_virtual_tokens", prefix->numVirtualTokens);
+      out.attribute("prefix_projection", prefix->prefixProjection);
+      // The fields PEFT fills from the model, as written (unset: null).
+      auto optional = [&](StringRef key, int64_t value) {
+        if (value)
+          out.attribute(key, value);
+        else
+          out.attribute(key, nullptr);
+      };
+      optional("encoder_hidden_size", prefix->encoderHiddenSize);
+      optional("token_dim", prefix->tokenDim);
+      optional("num_layers", prefix->numLayers);
+      optional("num_attention_heads", prefix->numAttentionHeads);
+    } else if (const SparseConfig *sparse = method.sparse()) {
+      writeSelector(out, "target_modules", sparse->targetModules);
+      writeSelector(out, "exclude_modules", sparse->excludeModules);
+      writeNumberAttribute(out, "density", sparse->density);
+      out.attribute("selection", sparse->selection == SparseSelection::Magnitude
+                                     ? "magnitude"
+                                     : "random");
+      out.attribute("seed", sparse->seed);
     }
   });
 }

@@ -68,7 +68,7 @@ namespace {
 const StringRef kImplementedMethods[] = {
     "LORA",   "IA3",           "BITFIT",   "FREEZE_LAYERS", "FULL",
     "LOREFT", "DIREFT",        "NODIREFT", "PROMPT_TUNING", "BOTTLENECK",
-    "SEQ_BN", "DOUBLE_SEQ_BN", "PAR_BN"};
+    "SEQ_BN", "DOUBLE_SEQ_BN", "PAR_BN",   "SPARSE",        "PREFIX_TUNING"};
 const std::pair<StringRef, MethodKind> kImplementedMethodKinds[] = {
     {"LORA", MethodKind::Lora},
     {"IA3", MethodKind::IA3},
@@ -82,13 +82,9 @@ const std::pair<StringRef, MethodKind> kImplementedMethodKinds[] = {
     {"BOTTLENECK", MethodKind::BottleneckAdapter},
     {"SEQ_BN", MethodKind::BottleneckAdapter},
     {"DOUBLE_SEQ_BN", MethodKind::BottleneckAdapter},
-    {"PAR_BN", MethodKind::BottleneckAdapter}};
-
-/// Methods peftc will support (DESIGN.md "Method semantics"), not yet.
-const std::pair<StringRef, MethodKind> kPlannedMethods[] = {
-    {"PREFIX_TUNING", MethodKind::PrefixTuning},
+    {"PAR_BN", MethodKind::BottleneckAdapter},
     {"SPARSE", MethodKind::Sparse},
-};
+    {"PREFIX_TUNING", MethodKind::PrefixTuning}};
 
 /// Hugging Face PEFT's other peft_type values (utils/peft_types.py).
 const StringRef kOtherPeftTypes[] = {"MULTITASK_PROMPT_TUNING",
@@ -203,6 +199,22 @@ const StringRef kPromptTuningKeys[] = {"num_virtual_tokens",
                                        "num_layers",
                                        "modules_to_save"};
 
+/// PEFT's PrefixTuningConfig fields (tuners/prefix_tuning/config.py and
+/// PromptLearningConfig).
+const StringRef kPrefixTuningKeys[] = {"num_virtual_tokens",
+                                       "prefix_projection",
+                                       "encoder_hidden_size",
+                                       "token_dim",
+                                       "num_transformer_submodules",
+                                       "num_attention_heads",
+                                       "num_layers",
+                                       "modules_to_save"};
+
+/// Sparse fine-tuning (spec::SparseConfig); target_modules and
+/// exclude_modules match as LoRA's do.
+const StringRef kSparseKeys[] = {"target_modules", "exclude_modules", "density",
+                                 "selection", "seed"};
+
 /// PEFT's bookkeeping in every adapter_config.json: accepted, not used.
 const StringRef kIgnoredKeys[] = {
     "base_model_name_or_path", "revision",     "task_type",
@@ -247,6 +259,10 @@ ArrayRef<StringRef> methodKeys(MethodKind kind) {
     return kBottleneckKeys;
   case MethodKind::PromptTuning:
     return kPromptTuningKeys;
+  case MethodKind::Sparse:
+    return kSparseKeys;
+  case MethodKind::PrefixTuning:
+    return kPrefixTuningKeys;
   default:
     return {};
   }
@@ -368,6 +384,8 @@ private:
   bool readBottleneckKey(const YamlEntry &entry, BottleneckConfig &config);
   bool readPromptTuningKey(const YamlEntry &entry, PromptTuningConfig &config,
                            std::string &initText);
+  bool readSparseKey(const YamlEntry &entry, SparseConfig &config);
+  bool readPrefixTuningKey(const YamlEntry &entry, PrefixTuningConfig &config);
   bool checkLora(const YamlNode &node, const LoraConfig &config);
   bool checkIa3(const YamlNode &node, const IA3Config &config);
   bool checkFreezeLayers(const YamlNode &node,
@@ -707,13 +725,6 @@ bool SpecReader::readMethodKind(const YamlEntry &entry, MethodKind &kind) {
       return true;
     }
   std::string supported = "supported: " + joinQuoted(kImplementedMethods);
-  for (const auto &planned : kPlannedMethods)
-    if (name == planned.first)
-      return fail(valueLoc(entry),
-                  "peft_type '" + text +
-                      "' is not supported yet (it is planned for a later "
-                      "release); " +
-                      supported);
   if (contains(kOtherPeftTypes, name))
     return fail(valueLoc(entry), "peft_type '" + text +
                                      "' is a PEFT method peftc does not "
@@ -867,6 +878,36 @@ bool SpecReader::readIa3Key(const YamlEntry &entry, IA3Config &config) {
   if (key == "modules_to_save")
     return readModulesToSave(entry, config.modulesToSave);
   llvm_unreachable("readMethod passes only keys listed in kIa3Keys");
+}
+
+bool SpecReader::readSparseKey(const YamlEntry &entry, SparseConfig &config) {
+  StringRef key = entry.key;
+  if (key == "target_modules")
+    return readSelector(entry, config.targetModules, /*allowAllLinear=*/true);
+  if (key == "exclude_modules")
+    return readSelector(entry, config.excludeModules, false);
+  if (key == "density") {
+    if (!readDouble(entry, config.density))
+      return false;
+    if (!(config.density > 0 && config.density <= 1))
+      return fail(valueLoc(entry),
+                  "'density' is the share of each weight's entries that "
+                  "train and must lie in (0, 1], got " +
+                      Twine(entry.value->scalar) +
+                      "; e.g. 0.05 trains 5% of the entries");
+    return true;
+  }
+  if (key == "selection") {
+    std::string selection;
+    if (!readChoice(entry, {"magnitude", "random"}, selection))
+      return false;
+    config.selection = selection == "magnitude" ? SparseSelection::Magnitude
+                                                : SparseSelection::Random;
+    return true;
+  }
+  if (key == "seed")
+    return readNonNegativeInt(entry, config.seed);
+  llvm_unreachable("readMethod passes only keys listed in kSparseKeys");
 }
 
 bool SpecReader::readBitFitKey(const YamlEntry &entry, BitFitConfig &config) {
@@ -1293,6 +1334,46 @@ bool SpecReader::readPromptTuningKey(const YamlEntry &entry,
   return true;
 }
 
+bool SpecReader::readPrefixTuningKey(const YamlEntry &entry,
+                                     PrefixTuningConfig &config) {
+  const YamlNode &value = *entry.value;
+  StringRef key = entry.key;
+  if (key == "num_virtual_tokens")
+    return readPositiveInt(entry, config.numVirtualTokens);
+  if (key == "prefix_projection")
+    return readBool(entry, config.prefixProjection);
+  // PEFT fills these from the model when they are null; peftc checks the
+  // written ones against the model (peft-insert-prefix-tuning).
+  if (key == "encoder_hidden_size")
+    return value.isNull() || readPositiveInt(entry, config.encoderHiddenSize);
+  if (key == "token_dim")
+    return value.isNull() || readPositiveInt(entry, config.tokenDim);
+  if (key == "num_layers")
+    return value.isNull() || readPositiveInt(entry, config.numLayers);
+  if (key == "num_attention_heads")
+    return value.isNull() || readPositiveInt(entry, config.numAttentionHeads);
+  if (key == "num_transformer_submodules") {
+    int64_t count = 1;
+    if (!value.isNull() && !readInt(entry, count))
+      return false;
+    if (count != 1)
+      return fail(valueLoc(entry), "'num_transformer_submodules' " +
+                                       Twine(count) +
+                                       " is for encoder-decoder models; "
+                                       "peftc's prefix tuning prefixes the "
+                                       "self-attention of one stack (1)");
+    return true;
+  }
+  if (key == "modules_to_save") {
+    if (isOffValue(value))
+      return true;
+    return fail(valueLoc(entry), "'modules_to_save' with PREFIX_TUNING is not "
+                                 "supported; PEFT's prefix-tuning model "
+                                 "trains the prefix encoder only");
+  }
+  llvm_unreachable("readMethod passes only keys listed in kPrefixTuningKeys");
+}
+
 const YamlEntry *findEntry(const YamlNode &node, StringRef key) {
   for (const YamlEntry &entry : node.entries)
     if (entry.key == key)
@@ -1447,6 +1528,18 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
     method.config = prompt;
     break;
   }
+  case MethodKind::Sparse: {
+    SparseConfig sparse;
+    sparse.loc = node.loc;
+    method.config = sparse;
+    break;
+  }
+  case MethodKind::PrefixTuning: {
+    PrefixTuningConfig prefix;
+    prefix.loc = node.loc;
+    method.config = prefix;
+    break;
+  }
   default:
     method.config = FullConfig();
     break;
@@ -1510,6 +1603,13 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
       ok = readPromptTuningKey(
           entry, std::get<PromptTuningConfig>(method.config), promptInitText);
       break;
+    case MethodKind::Sparse:
+      ok = readSparseKey(entry, std::get<SparseConfig>(method.config));
+      break;
+    case MethodKind::PrefixTuning:
+      ok = readPrefixTuningKey(entry,
+                               std::get<PrefixTuningConfig>(method.config));
+      break;
     default:
       break;
     }
@@ -1552,6 +1652,31 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
                   "'prompt_tuning_init_token_ids' is read only with "
                   "prompt_tuning_init TEXT");
   }
+  if (auto *sparse = std::get_if<SparseConfig>(&method.config)) {
+    if (!sparse->targetModules.isSet()) {
+      const YamlEntry *targets = findEntry(node, "target_modules");
+      return fail(targets ? valueLoc(*targets) : node.loc,
+                  "a SPARSE method needs 'target_modules' (module names such "
+                  "as [q_proj, v_proj], a regular expression, or "
+                  "all-linear)");
+    }
+    if (sparse->density == 0)
+      return fail(node.loc, "a SPARSE method needs 'density', the share of "
+                            "each targeted weight's entries that train "
+                            "(0 < density <= 1, e.g. 0.05)");
+  }
+  if (auto *prefix = std::get_if<PrefixTuningConfig>(&method.config)) {
+    if (prefix->numVirtualTokens == 0)
+      return fail(node.loc, "a PREFIX_TUNING method needs "
+                            "'num_virtual_tokens'");
+    const YamlEntry *hidden = findEntry(node, "encoder_hidden_size");
+    if (!prefix->prefixProjection && hidden && !hidden->value->isNull() &&
+        prefix->encoderHiddenSize != prefix->tokenDim)
+      return fail(hidden->keyLoc,
+                  "'encoder_hidden_size' is the width of the prefix "
+                  "encoder's MLP, which exists only with "
+                  "'prefix_projection: true'");
+  }
   spec.methods.push_back(std::move(method));
   return true;
 }
@@ -1559,12 +1684,15 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
 bool SpecReader::checkComposition(const PeftSpec &spec) {
   const MethodSpec *prompt = nullptr, *bottleneck = nullptr;
   for (const MethodSpec &method : spec.methods) {
-    const MethodSpec *&first = method.kind == MethodKind::PromptTuning ? prompt
+    // PEFT's prompt-learning methods (prompt and prefix tuning) are one
+    // kind: a model holds one of them.
+    bool promptLearning = method.kind == MethodKind::PromptTuning ||
+                          method.kind == MethodKind::PrefixTuning;
+    const MethodSpec *&first = promptLearning ? prompt
                                : method.kind == MethodKind::BottleneckAdapter
                                    ? bottleneck
                                    : prompt;
-    if (method.kind != MethodKind::PromptTuning &&
-        method.kind != MethodKind::BottleneckAdapter)
+    if (!promptLearning && method.kind != MethodKind::BottleneckAdapter)
       continue;
     if (first)
       return failWithNote(method.loc,

@@ -281,12 +281,18 @@ bool Resolver::resolveAdapterMethod(const MethodSpec &method,
                                     ResolvedMethod &out) {
   const LoraConfig *lora = method.lora();
   const IA3Config *ia3 = method.ia3();
-  const ModuleSelector &targets =
-      lora ? lora->targetModules : ia3->targetModules;
-  const ModuleSelector &excludes =
-      lora ? lora->excludeModules : ia3->excludeModules;
-  const std::vector<Located<std::string>> &saved =
-      lora ? lora->modulesToSave : ia3->modulesToSave;
+  // SPARSE selects its weights as LoRA selects modules (no modules_to_save).
+  const SparseConfig *sparse = method.sparse();
+  const ModuleSelector &targets = lora  ? lora->targetModules
+                                  : ia3 ? ia3->targetModules
+                                        : sparse->targetModules;
+  const ModuleSelector &excludes = lora  ? lora->excludeModules
+                                   : ia3 ? ia3->excludeModules
+                                         : sparse->excludeModules;
+  static const std::vector<Located<std::string>> kNoModules;
+  const std::vector<Located<std::string>> &saved = lora  ? lora->modulesToSave
+                                                   : ia3 ? ia3->modulesToSave
+                                                         : kNoModules;
   StringRef name = methodName(method.kind);
 
   if (!checkSelectorMatches("target_modules", targets))
@@ -438,7 +444,7 @@ bool Resolver::resolveAdapterMethod(const MethodSpec &method,
       target.scale = lora->useRslora
                          ? target.alpha / std::sqrt(double(target.rank))
                          : target.alpha / double(target.rank);
-    } else {
+    } else if (ia3) {
       const ModuleSelector &feedforward = ia3->feedforwardModules;
       if (feedforward.kind == ModuleSelector::Kind::Regex)
         target.feedforward = feedforwardRegex.fullMatch(path);
@@ -622,6 +628,7 @@ bool Resolver::run() {
     switch (method.kind) {
     case MethodKind::Lora:
     case MethodKind::IA3:
+    case MethodKind::Sparse:
       ok = resolveAdapterMethod(method, out);
       break;
     case MethodKind::BitFit:
@@ -641,6 +648,7 @@ bool Resolver::run() {
       break;
     case MethodKind::BottleneckAdapter:
     case MethodKind::PromptTuning:
+    case MethodKind::PrefixTuning:
       // Placed by peft-insert-adapters on the model's layer structure (the
       // FFN/attention outputs, the embedding table), not on listed modules.
       break;
@@ -696,7 +704,7 @@ std::string toJson(const ResolvedTargets &resolved) {
                     out.attributeBegin("scale");
                     writeNumber(out, target.scale);
                     out.attributeEnd();
-                  } else {
+                  } else if (method.kind == MethodKind::IA3) {
                     out.attribute("feedforward", target.feedforward);
                   }
                 });

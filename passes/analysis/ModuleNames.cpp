@@ -96,6 +96,12 @@ TracedParam traceParam(Value value, bool throughTranspose) {
       value = cast.getInput();
       continue;
     }
+    // Sparse fine-tuning's delta (peft-insert-sparse) sits on the weight the
+    // module still reads.
+    if (auto sparse = dyn_cast<pir::SparseDeltaOp>(def)) {
+      value = sparse.getWeight();
+      continue;
+    }
     if (auto transpose = dyn_cast<nn::TransposeOp>(def);
         transpose && throughTranspose) {
       ArrayRef<int64_t> perm = transpose.getPerm();

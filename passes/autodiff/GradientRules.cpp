@@ -7,7 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/autodiff/GradientRules.h"
+#include "passes/autodiff/AttentionGradientRule.h"
 #include "passes/autodiff/ReftGradientRules.h"
+#include "passes/autodiff/SparseGradientRules.h"
 
 #include "dialects/nn/NNOps.h"
 #include "dialects/peft/PeftOps.h"
@@ -1254,6 +1256,8 @@ const GradientEntry kTable[] = {
                              g.in(0).getType()));
      }},
     {"nn.einsum", Rule, einsumGrad},
+    // passes/autodiff/AttentionGradientRule.cpp.
+    {"nn.attention", Rule, attentionGrad},
 
     // peft adapters and losses. The optimizer ops (adamw, sgd,
     // clip_grad_norm, lr_schedule) run after the backward sweep and are not
@@ -1280,6 +1284,8 @@ const GradientEntry kTable[] = {
     {"peft.nodireft", Rule, nodireftGrad},
     {"peft.reft_positions", None, nullptr},
     {"peft.intervention_mask", None, nullptr},
+    // Sparse fine-tuning (passes/autodiff/SparseGradientRules.cpp).
+    {"peft.sparse_delta", Rule, sparseDeltaGrad},
     {"peft.cross_entropy", Rule, crossEntropyGrad},
     {"peft.mse", Rule, mseGrad},
 
@@ -1288,6 +1294,9 @@ const GradientEntry kTable[] = {
     {"nn.max_pool_grad", BackwardOnly, nullptr},
     {"nn.avg_pool_grad", BackwardOnly, nullptr},
     {"peft.householder_orthogonal_grad", BackwardOnly, nullptr},
+    // Made by peft-decompose, after the autodiff.
+    {"peft.householder_sweep", BackwardOnly, nullptr},
+    {"peft.sparse_gather", BackwardOnly, nullptr},
 };
 
 } // namespace

@@ -60,22 +60,24 @@ void householderOrthogonalGrad(G &g) {
                           {g.in(0), g.in(1), g.dout()}));
 }
 
-/// With s = h·Wᵀ + b − h·R and g = dy ⊙ m (rows): ds = g·R,
-/// dR = gᵀ·s − hᵀ·ds, dW = dsᵀ·h, db = Σ ds, dh = dy + ds·W − ds·Rᵀ.
+/// With S = Wᵀ − R ([d, r]), s = h·S + b and g = dy ⊙ m (rows): ds = g·R,
+/// dR = gᵀ·s − hᵀ·ds, dW = dsᵀ·h, db = Σ ds, dh = dy + ds·Sᵀ. S makes
+/// h·Wᵀ − h·R and ds·W − ds·Rᵀ one GEMM each.
 void loreftGrad(G &g) {
   Value h = g.in(0), rot = g.in(1), w = g.in(2), b = g.in(3);
   Rows rows = rowsOf(g, h, g.in(4));
   Value ds = g.matmul(rows.masked, rot, false, false);
+  Value source;
+  if (g.needs(0) || g.needs(1))
+    source = g.sub(g.transpose(w, {1, 0}), rot);
   if (g.needs(1)) {
-    Value s = g.sub(g.add(g.matmul(rows.h, w, false, true), b),
-                    g.matmul(rows.h, rot, false, false));
+    Value s = g.add(g.matmul(rows.h, source, false, false), b);
     g.setGrad(1, g.sub(g.matmul(rows.masked, s, true, false),
                        g.matmul(rows.h, ds, true, false)));
   }
   sourceGrads(g, rows, ds, 2);
   if (g.needs(0)) {
-    Value through =
-        g.sub(g.matmul(ds, w, false, false), g.matmul(ds, rot, false, true));
+    Value through = g.matmul(ds, source, false, true);
     g.setGrad(0, g.add(g.dout(), g.reshape(through, rows.shape)));
   }
 }

@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 #include "passes/autodiff/GradientRules.h"
+#include "passes/lowering/DecomposeReft.h"
+#include "passes/lowering/ExpandAttention.h"
 
 #include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -151,7 +153,9 @@ struct DecomposePass : public peft::impl::DecomposeBase<DecomposePass> {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<pir::LoraOp, pir::DoraOp, pir::Ia3Op, pir::MseOp,
-              pir::CrossEntropyOp>(op))
+              pir::CrossEntropyOp, pir::HouseholderOrthogonalOp,
+              pir::HouseholderOrthogonalGradOp, pir::LoreftOp, pir::NodireftOp,
+              nn::AttentionOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
@@ -167,6 +171,21 @@ struct DecomposePass : public peft::impl::DecomposeBase<DecomposePass> {
               .Case([&](pir::MseOp o) { return decomposeMse(g, o); })
               .Case([&](pir::CrossEntropyOp o) {
                 return decomposeCrossEntropy(g, o);
+              })
+              .Case([&](pir::HouseholderOrthogonalOp o) {
+                return lowering::decomposeHouseholderOrthogonal(g, o);
+              })
+              .Case([&](pir::HouseholderOrthogonalGradOp o) {
+                return lowering::decomposeHouseholderOrthogonalGrad(g, o);
+              })
+              .Case([&](pir::LoreftOp o) {
+                return lowering::decomposeLoreft(g, o);
+              })
+              .Case([&](pir::NodireftOp o) {
+                return lowering::decomposeNodireft(g, o);
+              })
+              .Case([&](nn::AttentionOp o) {
+                return lowering::expandAttention(g, o).result;
               });
       if (g.failed())
         return signalPassFailure();

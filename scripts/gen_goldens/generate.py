@@ -56,6 +56,18 @@ embeddings in front of every example, the attention mask prefixed with ones
 and the labels with -100 (as PeftModelForCausalLM.forward does when given
 labels).
 
+Prefix tuning (PEFT's PREFIX_TUNING) runs as PEFT runs it: get_prompt's
+past_key_values (a DynamicCache of P positions per layer) in front of every
+layer's keys and values, the attention mask prefixed with P ones; transformers
+then starts the real tokens' positions (LLaMA's rotary cache_position) at P.
+The labels are not prefixed (the logits cover the T real tokens). With
+prefix_projection, PEFT's save_pretrained writes the encoder's output
+(prompt_embeddings [P, num_layers*2*token_dim]), not the encoder: such a case
+also writes initial_prefix_encoder.safetensors, the encoder's initial weights
+under PEFT's parameter names less the adapter name
+(prompt_encoder.embedding.weight, prompt_encoder.transform.0.weight, ...),
+which is where peftc starts from.
+
 Bottleneck adapters (`seq_bn`, `double_seq_bn`, `par_bn`) are trained with the
 `adapters` library itself (adapter-hub, 1.2.0: the release pinned to
 transformers ~=4.51.3; `pip install --no-deps adapters==1.2.0`): adapters.init
@@ -418,6 +430,25 @@ CASES = [
          lr=1e-1,
          description="prompt tuning: 4 virtual tokens (RANDOM init) in front of "
                      "every example; the graph is compiled at 8 + 4 positions"),
+    Case("prefix_tuning_llama", "llama",
+         {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4},
+         lr=1e-1,
+         description="prefix tuning: 4 trainable key/value positions in front of "
+                     "every layer's attention (GQA: 2 KV heads of 8, token_dim 16), "
+                     "real tokens at rotary positions 4..11"),
+    Case("prefix_tuning_proj_llama", "llama",
+         {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4,
+          "prefix_projection": True, "encoder_hidden_size": 24},
+         lr=1e-2,
+         description="prefix tuning with prefix_projection: Embedding(4, 16) -> "
+                     "Linear(16, 24) -> Tanh -> Linear(24, 64) computes the 2 "
+                     "layers' key/value prefixes every step"),
+    Case("prefix_tuning_gpt2", "gpt2",
+         {"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 3},
+         lr=1e-1,
+         description="prefix tuning on GPT-2: 3 key/value positions per layer "
+                     "(4 heads of 8, token_dim 32); the learned position "
+                     "embeddings are read at rows 3..10"),
     Case("seq_bn_llama", "llama",
          {"peft_type": "SEQ_BN", "reduction_factor": 4},
          library="adapters",
@@ -441,10 +472,12 @@ CASES = [
 
 
 def peft_config(fields: Dict[str, Any]):
-    from peft import IA3Config, LoraConfig, PromptTuningConfig
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
     kw = {k: v for k, v in fields.items() if k != "peft_type"}
     if fields["peft_type"] == "PROMPT_TUNING":
         return PromptTuningConfig(task_type="CAUSAL_LM", **kw)
+    if fields["peft_type"] == "PREFIX_TUNING":
+        return PrefixTuningConfig(task_type="CAUSAL_LM", **kw)
     if fields["peft_type"] == "LORA":
         return LoraConfig(task_type="CAUSAL_LM", **kw)
     if fields["peft_type"] == "IA3":
@@ -593,11 +626,14 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
     torch.manual_seed(case.seed)
     virtual = case.peft.get("num_virtual_tokens", 0) \
         if case.peft["peft_type"] == "PROMPT_TUNING" else 0
+    prefix = case.peft.get("num_virtual_tokens", 0) \
+        if case.peft["peft_type"] == "PREFIX_TUNING" else 0
+    prompt_learning = bool(virtual or prefix)
     if case.library == "adapters":
         model = AdaptersModel(f64_model(bases[case.model]), case.peft)
     else:
         model = get_peft_model(f64_model(bases[case.model]), peft_config(case.peft))
-        if virtual:
+        if prompt_learning:
             model.prompt_encoder.double()  # PEFT builds it in the default dtype
     model.eval()  # no base dropout; LoRA dropout is 0 anyway
     line = trainable_line(model)
@@ -606,6 +642,13 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
         if p.dtype != torch.float64:
             raise RuntimeError(f"{case.name}: {n} is {p.dtype}, not float64")
     save_adapter(model, os.path.join(out_dir, "initial_adapter"))
+    if prefix and case.peft.get("prefix_projection"):
+        # save_pretrained keeps the encoder's output only; the encoder itself
+        # (under PEFT's names less the adapter name) is where peftc starts.
+        save_file({n.replace(".default.", ".").replace("base_model.", ""):
+                   np.ascontiguousarray(p.detach().numpy()) for n, p in trainable},
+                  os.path.join(out_dir, "initial_prefix_encoder.safetensors"),
+                  metadata={"generator": "scripts/gen_goldens/generate.py"})
 
     decay = set(decay_names(model.model if isinstance(model, AdaptersModel) else model))
     groups = [
@@ -683,14 +726,17 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
         else:
             reloaded = PeftModel.from_pretrained(f64_model(bases[case.model]),
                                                  os.path.join(out_dir, "final_adapter")).eval()
-            if virtual:
+            if prompt_learning:
                 # PEFT loads into its f32 prompt encoder; read the f64 file again.
                 reloaded.prompt_encoder.double()
                 reloaded.prompt_encoder.default.embedding.weight.copy_(load_torch(
                     os.path.join(out_dir, "final_adapter", "adapter_model.safetensors"))
                     ["prompt_embeddings"])
         rparams = dict(reloaded.named_parameters())
-        not_saved = sorted(n for n, t in final.items() if not torch.equal(rparams[n], t))
+        # PEFT reloads a projected prefix as its encoder's output (an
+        # inference-mode encoder has the embedding only): nothing is missing.
+        not_saved = sorted(n for n, t in final.items() if n in rparams and
+                           rparams[n].shape == t.shape and not torch.equal(rparams[n], t))
         for n in not_saved:
             rparams[n].copy_(final[n])
         reloaded_loss = sum(loss_of(mb, reloaded).item() for mb in micro) / case.grad_accum
@@ -736,6 +782,14 @@ def run_case(case: Case, bases: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
         record["adapter_summary"] = model.summary()
     if virtual:
         record["compiled_sequence_length"] = SEQ + virtual
+    if prefix:
+        pc = model.peft_config["default"]
+        record["prefix"] = {"num_virtual_tokens": prefix, "num_layers": pc.num_layers,
+                            "token_dim": pc.token_dim,
+                            "num_attention_heads": pc.num_attention_heads,
+                            "encoder_hidden_size": pc.encoder_hidden_size,
+                            "prefix_projection": pc.prefix_projection,
+                            "first_position": prefix}
     with open(os.path.join(out_dir, "losses.json"), "w") as f:
         json.dump(record, f, indent=1)
         f.write("\n")
@@ -781,13 +835,25 @@ Per case, in `<case>/`:
 |---|---|---|---|---|---|---|
 {cases}
 
-## Prompt tuning and bottleneck adapters
+## Prompt tuning, prefix tuning and bottleneck adapters
 
 - `prompt_tuning_llama` is PEFT's PROMPT_TUNING: the data rows are 8 tokens;
   PEFT puts 4 virtual token embeddings in front (mask ones, labels -100), so
   peftc compiles the graph at 12 positions (`losses.json`
   `compiled_sequence_length`). The adapter key is `prompt_embeddings` [4, 32];
   the trained parameter is `prompt_encoder.default.embedding.weight`.
+- `prefix_tuning_llama` and `prefix_tuning_proj_llama` are PEFT's
+  PREFIX_TUNING with 4 virtual tokens: every layer's attention gets 4 key and
+  value positions in front (GQA: PEFT sizes the table by the 2 KV heads,
+  token_dim 16, so `prompt_embeddings` is [4, 2 layers × 2 × 16] = [4, 64]),
+  the mask is prefixed with ones, and transformers numbers the 8 real tokens
+  4..11 (rotary). Labels are not prefixed. With `prefix_projection` (and
+  `encoder_hidden_size` 24) the trained tensors are PEFT's PrefixEncoder
+  (`prompt_encoder.default.embedding.weight` [4, 16],
+  `transform.0` Linear(16, 24), `transform.2` Linear(24, 64)), while
+  `save_pretrained` writes only their output `prompt_embeddings` [4, 64]:
+  that case's `initial_prefix_encoder.safetensors` holds the encoder's
+  initial weights (names less `.default`), where peftc starts.
 - `seq_bn_llama`, `double_seq_bn_llama`, `par_bn_llama` are trained with the
   `adapters` library (1.2.0, the release for transformers 4.51.3; installed
   with `pip install --no-deps adapters==1.2.0`), its `SeqBnConfig`,

@@ -17,10 +17,14 @@ std::optional<Stage> parseStage(llvm::StringRef name) {
 
 void buildTrainingPipeline(mlir::PassManager &pm,
                            const PipelineOptions &options) {
+  // Prefix tuning's params come first, so that --init-adapter (loaded by
+  // insert-adapters) finds them; a no-op without a PREFIX_TUNING method.
+  pm.addPass(createInsertPrefixTuning());
   InsertAdaptersOptions insert;
   insert.initAdapter = options.initAdapter;
   pm.addPass(createInsertAdapters(insert));
   pm.addPass(createInsertInterventions());
+  pm.addPass(createInsertSparse());
   pm.addPass(createFreezeParams());
   if (options.stage == Stage::Adapters)
     return;

@@ -318,8 +318,12 @@ int main(int argc, char **argv) {
     // Methods PEFT has no config for (ReFT, BitFit on named biases, ...)
     // save their tensors without an adapter_config.json.
     std::string configError;
-    compile.adapterConfigJson =
-        peft::spec::adapterConfigJson(spec, &resolved, configError);
+    // The passes may have filled fields from the model (prefix tuning's
+    // token_dim, num_layers, ...), as PEFT does before saving.
+    FailureOr<peft::spec::PeftSpec> compiled =
+        peft::analysis::readSpecAttr(*module, "peftc");
+    compile.adapterConfigJson = peft::spec::adapterConfigJson(
+        succeeded(compiled) ? *compiled : spec, &resolved, configError);
     compile.printMemoryPlan = printMemoryPlan;
     compile.keepObject = keepObject;
     return failed(peft::driver::compileProgram(*module, compile)) ? 1 : 0;

@@ -117,7 +117,11 @@ protected:
     }
     PassManager training(&context);
     peft::InsertAdaptersOptions insert;
-    insert.initAdapter = caseDir + "/initial_adapter";
+    insert.initAdapter = llvm::sys::fs::exists(
+                             peft::golden::prefixEncoderFile(caseDir))
+                             ? peft::golden::prefixEncoderFile(caseDir)
+                             : caseDir + "/initial_adapter";
+    training.addPass(peft::createInsertPrefixTuning());
     training.addPass(peft::createInsertAdapters(insert));
     training.addPass(peft::createFreezeParams());
     if (withLoss)
@@ -227,8 +231,10 @@ TEST_P(GoldenParity, LossAtInitialAndFinalAdapter) {
                                     trained, error))
       << error;
   int set = 0;
+  bool projectedPrefix =
+      llvm::sys::fs::exists(peft::golden::prefixEncoderFile(caseDir));
   for (auto &[name, tensor] : trained.tensors) {
-    std::string key = peft::golden::keyOfPeftName(name);
+    std::string key = peft::golden::keyOfTrainedName(name, projectedPrefix);
     peft::pir::ParamOp param;
     for (auto p : module->getOps<peft::pir::ParamOp>())
       if (auto attr = p->getAttrOfType<StringAttr>(peft::analysis::attr::kKey))

@@ -510,6 +510,23 @@ std::vector<Case> allCases() {
   %z = nn.matmul %p, %y : tensor<2x3x3xf64>, tensor<2x3x4xf64> -> tensor<2x3x4xf64>
   return %z : tensor<2x3x4xf64>
 })"},
+      // Attention: grouped KV heads (4 query heads on 2), key/value
+      // prefixes, a trainable mask and causal masking of T = 3 queries
+      // over S = 3 keys; then the plain form with T < S (queries are the
+      // last T positions).
+      {"attention_gqa_prefix_causal",
+       {F(), F(), F(), F(), F(), F()},
+       R"(func.func @f(%q: tensor<2x4x3x2xf64>, %k: tensor<2x2x3x2xf64>, %v: tensor<2x2x3x2xf64>, %m: tensor<2x1x1x3xf64>, %pk: tensor<2x2x2xf64>, %pv: tensor<2x2x2xf64>) -> tensor<2x4x3x2xf64> {
+  %r = nn.attention %q, %k, %v mask %m prefix %pk, %pv {causal = true, scale = 0.7 : f64} : tensor<2x4x3x2xf64>, tensor<2x2x3x2xf64>, tensor<2x2x3x2xf64> mask tensor<2x1x1x3xf64> prefix tensor<2x2x2xf64>, tensor<2x2x2xf64>
+  return %r : tensor<2x4x3x2xf64>
+})"},
+      {"attention_plain_causal",
+       {F(), F(), F()},
+       R"(func.func @f(%q: tensor<1x2x2x3xf64>, %k: tensor<1x2x4x3xf64>, %v: tensor<1x2x4x3xf64>) -> tensor<1x2x2x3xf64> {
+  %r = nn.attention %q, %k, %v {causal = true, scale = 0.5 : f64} : tensor<1x2x2x3xf64>, tensor<1x2x4x3xf64>, tensor<1x2x4x3xf64>
+  return %r : tensor<1x2x2x3xf64>
+})"},
+
       // peft adapters: the frozen base weight gets no gradient; a trainable
       // weight (second cases) checks the weight-gradient path too.
       {"lora_in_out",
@@ -639,11 +656,43 @@ func.func @norm(%x: tensor<3x4xf64>, %w: tensor<5x4xf64>, %a: tensor<2x4xf64>, %
   %y = peft.loreft %h, %r, %w, %b, %p : tensor<2x6x4xf64>, tensor<4x2xf64>, tensor<2x4xf64>, tensor<2xf64>, tensor<2x2xi64> -> tensor<2x6x4xf64>
   return %y : tensor<2x6x4xf64>
 })"},
+      // ReFT dropout as peft-insert-interventions builds it: pyreft drops
+      // out the whole intervened row (h + delta), the other rows stay h.
+      {"loreft_dropout",
+       {F(), F(), F(), F(), Ints({1, -1, 3, 0, 2, 2}), Ints({4})},
+       R"(func.func @f(%h: tensor<2x4x3xf64>, %r: tensor<3x2xf64>, %w: tensor<2x3xf64>, %b: tensor<2xf64>, %p: tensor<2x3xi64>, %s: tensor<i64>) -> tensor<2x4x3xf64> {
+  %y = peft.loreft %h, %r, %w, %b, %p : tensor<2x4x3xf64>, tensor<3x2xf64>, tensor<2x3xf64>, tensor<2xf64>, tensor<2x3xi64> -> tensor<2x4x3xf64>
+  %d = peft.dropout %y, %s {p = 3.000000e-01 : f64, seed = 3 : i64, stream = 1 : i64} : tensor<2x4x3xf64>, tensor<i64>
+  %m = peft.intervention_mask %p : tensor<2x3xi64> -> tensor<2x4x1xf64>
+  %c = nn.cast %m : tensor<2x4x1xf64> -> tensor<2x4x1xi1>
+  %o = nn.where %c, %d, %y : tensor<2x4x1xi1>, tensor<2x4x3xf64>, tensor<2x4x3xf64> -> tensor<2x4x3xf64>
+  return %o : tensor<2x4x3xf64>
+})"},
       {"nodireft",
        {F(), F(), F(), F(), Ints({1, -1, 3, 0, 2, 2})},
        R"(func.func @f(%h: tensor<2x4x3xf64>, %w: tensor<2x3xf64>, %b: tensor<2xf64>, %p2: tensor<2x3xf64>, %p: tensor<2x3xi64>) -> tensor<2x4x3xf64> {
   %y = peft.nodireft %h, %w, %b, %p2, %p : tensor<2x4x3xf64>, tensor<2x3xf64>, tensor<2xf64>, tensor<2x3xf64>, tensor<2x3xi64> -> tensor<2x4x3xf64>
   return %y : tensor<2x4x3xf64>
+})"},
+
+      // Sparse fine-tuning: a delta on 5 entries of a frozen weight. With
+      // `transposed` the indices count in the [5, 4] transpose of the
+      // stored [4, 5] weight (an export's x·W of PyTorch's x·Wᵀ); the
+      // product makes every entry's cotangent different. The trainable
+      // weight checks the cotangent that passes through to it.
+      {"sparse_delta",
+       {F(), Frozen(), Ints({0, 3, 7, 12, 19}), F()},
+       R"(func.func @f(%x: tensor<3x4xf64>, %w: tensor<4x5xf64>, %i: tensor<5xi64>, %v: tensor<5xf64>) -> tensor<3x5xf64> {
+  %we = peft.sparse_delta %w, %i, %v : tensor<4x5xf64>, tensor<5xi64>, tensor<5xf64>
+  %r = nn.matmul %x, %we : tensor<3x4xf64>, tensor<4x5xf64> -> tensor<3x5xf64>
+  return %r : tensor<3x5xf64>
+})"},
+      {"sparse_delta_transposed",
+       {F(), F(), Ints({1, 2, 9, 14, 18}), F()},
+       R"(func.func @f(%x: tensor<3x4xf64>, %w: tensor<4x5xf64>, %i: tensor<5xi64>, %v: tensor<5xf64>) -> tensor<3x5xf64> {
+  %we = peft.sparse_delta %w, %i, %v {transposed} : tensor<4x5xf64>, tensor<5xi64>, tensor<5xf64>
+  %r = nn.matmul %x, %we : tensor<3x4xf64>, tensor<4x5xf64> -> tensor<3x5xf64>
+  return %r : tensor<3x5xf64>
 })"},
 
       // Losses: ignored labels, the causal shift, integer label types.

@@ -7,6 +7,7 @@
 #include "codegen/cpu/LoopEmitter.h"
 #include "codegen/reference/Evaluator.h"
 #include "dialects/nn/NNOps.h"
+#include "dialects/peft/PeftOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -515,6 +516,46 @@ TEST_F(LoopKernelTest, SoftmaxAndLayerNorm) {
 }
 )",
        {random(DType::F64, {5, 8}, -3, 3), random(DType::F64, {8}, -2, 2)}});
+  runAll();
+}
+
+// Sparse fine-tuning's ops: the delta's binary search (k of 1, 5 and every
+// position, first and last positions included) and the gather, in both
+// layouts of the indices.
+TEST_F(LoopKernelTest, SparseDeltaAndGather) {
+  context_.loadDialect<pir::PeftDialect>();
+  std::vector<std::vector<int64_t>> indexSets = {{0, 3, 7, 12, 19}, {19}, {}};
+  for (int64_t p = 0; p < 20; ++p)
+    indexSets.back().push_back(p);
+  for (DType d : {DType::F32, DType::F64})
+    for (bool transposed : {false, true})
+      for (const std::vector<int64_t> &set : indexSets) {
+        int64_t k = set.size();
+        Tensor indices(DType::I64, {k});
+        for (int64_t j = 0; j < k; ++j)
+          indices.setInt(j, set[j]);
+        std::string attrs = transposed ? "{transposed} " : "";
+        std::string w = ty(d, {4, 5}), it = ty(DType::I64, {k}),
+                    vt = ty(d, {k});
+        std::string name = "sparse_delta_" + std::to_string(n_++);
+        add({name,
+             "func.func private @" + name + "(%w: " + w + ", %i: " + it +
+                 ", %v: " + vt + ") -> " + w +
+                 " attributes {kern.kernel} {\n  %y = peft.sparse_delta %w, "
+                 "%i, %v " +
+                 attrs + ": " + w + ", " + it + ", " + vt +
+                 "\n  return %y : " + w + "\n}\n",
+             {random(d, {4, 5}, -2, 2), indices, random(d, {k}, -1, 1)}});
+        name = "sparse_gather_" + std::to_string(n_++);
+        add({name,
+             "func.func private @" + name + "(%x: " + w + ", %i: " + it +
+                 ") -> " + vt +
+                 " attributes {kern.kernel} {\n  %y = peft.sparse_gather %x, "
+                 "%i " +
+                 attrs + ": " + w + ", " + it + " -> " + vt +
+                 "\n  return %y : " + vt + "\n}\n",
+             {random(d, {4, 5}, -2, 2), indices}});
+      }
   runAll();
 }
 

@@ -244,7 +244,11 @@ const std::set<std::string> &coveredOps() {
                                             "peft.adamw",
                                             "peft.sgd",
                                             "peft.clip_grad_norm",
-                                            "peft.lr_schedule"};
+                                            "peft.lr_schedule",
+                                            "peft.reft_positions",
+                                            "peft.intervention_mask",
+                                            "peft.householder_sweep",
+                                            "peft.dropout"};
   return ops;
 }
 
@@ -810,6 +814,60 @@ TEST(OpKernels, OptimizerClippingSchedules) {
       cases.push_back(c);
     }
   // Statement by statement in f64 with the reference's roundings.
+  checkCases(cases);
+}
+
+TEST(OpKernels, ReftPositionsMasksAndHouseholderSweeps) {
+  std::vector<Case> cases;
+  // Prompt lengths 0..9 against f3+l2: short prompts (L / 2 < n) included.
+  for (const char *group : {"all", "first", "last"}) {
+    int64_t count = std::string(group) == "all" ? 5 : 3;
+    std::string result = "tensor<6x" + std::to_string(count) + "xi64>";
+    cases.push_back(
+        {wrap("%l: tensor<6xi64>", result,
+              std::string("  %p = peft.reft_positions %l "
+                          "{first_n = 3 : i64, last_n = 2 : i64, "
+                          "group = \"") +
+                  group + "\", offset = 1 : i64} : tensor<6xi64> -> " + result +
+                  "\n  return %p : " + result),
+         0, 9});
+  }
+  // Positions -1 (none), repeated, and every row of T = 5.
+  cases.push_back({wrap("%p: tensor<3x4xi64>", "tensor<3x5x1xf32>",
+                        "  %m = peft.intervention_mask %p : tensor<3x4xi64> "
+                        "-> tensor<3x5x1xf32>\n  return %m : "
+                        "tensor<3x5x1xf32>"),
+                   -1, 4});
+  for (const char *type : {"f64", "f32"}) {
+    std::string t = type;
+    std::string x = "tensor<6x3x" + t + ">", s = "tensor<4x6x3x" + t + ">";
+    std::string m = "tensor<6x2x" + t + ">", sm = "tensor<4x6x2x" + t + ">";
+    cases.push_back({wrap("%x: " + x, s,
+                          "  %s = peft.householder_sweep %x : " + x + " -> " +
+                              s + "\n  return %s : " + s)});
+    for (const char *adjoint : {"", " {adjoint}"})
+      cases.push_back({wrap("%x: " + x + ", %m: " + m, sm,
+                            "  %s = peft.householder_sweep %x, %m" +
+                                std::string(adjoint) + " : " + x + ", " + m +
+                                " -> " + sm + "\n  return %s : " + sm)});
+  }
+  // Statement by statement in f64, each slice read back from the result.
+  checkCases(cases);
+}
+
+TEST(OpKernels, DropoutMaskIsTheReferences) {
+  std::vector<Case> cases;
+  // Steps 1 and 9 train (different masks); step 0 is evaluation.
+  for (const char *type : {"f32", "f64"})
+    for (int64_t step : {0, 1, 9}) {
+      std::string t = "tensor<7x100x" + std::string(type) + ">";
+      Case c{wrap("%x: " + t + ", %s: tensor<i64>", t,
+                  "  %y = peft.dropout %x, %s {p = 0.3 : f64, seed = "
+                  "4294967301 : i64, stream = 6 : i64} : " +
+                      t + ", tensor<i64>\n  return %y : " + t)};
+      c.fixed = {{1, scalarI64(step)}};
+      cases.push_back(c);
+    }
   checkCases(cases);
 }
 

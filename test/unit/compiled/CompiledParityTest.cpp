@@ -13,17 +13,14 @@
 #include "../training/GoldenCase.h"
 
 #include "codegen/cpu/KernelCompiler.h"
-#include "frontends/onnx/Importer.h"
+#include "codegen/reference/Evaluator.h"
 #include "frontends/spec/PeftSpec.h"
-#include "passes/Passes.h"
-#include "passes/analysis/ModuleNames.h"
 #include "peft/SafeTensors.h"
 #include "peft/runtime.h"
 #include "tools/peftc/Compile.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -39,108 +36,107 @@ using namespace peft::golden;
 
 namespace {
 
+/// A training step compiled as peftc compiles a trainer (lowerProgram, the
+/// loop kernels JIT-compiled with the object emitter's pipeline) and the
+/// runtime session that runs it on the model's weights. The JIT holds the
+/// kernels the program calls.
+struct CompiledTrainer {
+  driver::LoweredProgram lowered;
+  std::unique_ptr<codegen::KernelJIT> jit;
+  std::shared_ptr<const rt::Program> program;
+  std::unique_ptr<rt::Session> session;
+};
+
+/// Compiles `module`, the training step of golden case `caseName`
+/// (compileCase). False with `error` (or, for the lowering, the context's
+/// diagnostics) on failure.
+bool compileTrainer(ModuleOp module, const std::string &caseName,
+                    const Golden &golden, const spec::PeftSpec &spec,
+                    CompiledTrainer &out, std::string &error) {
+  std::string modelPath = goldenPath(caseName + "/" + golden.model);
+  driver::CompileOptions compile;
+  compile.modelPath = modelPath;
+  compile.seed = spec.training.seed;
+  FailureOr<driver::LoweredProgram> lowered =
+      driver::lowerProgram(module, compile);
+  if (failed(lowered)) {
+    error = "the lowering failed";
+    return false;
+  }
+  out.lowered = std::move(*lowered);
+  auto jit = codegen::KernelJIT::create(*out.lowered.loops);
+  if (!jit) {
+    error = llvm::toString(jit.takeError());
+    return false;
+  }
+  out.jit = std::move(*jit);
+  out.program = rt::Program::fromParts(
+      program::encodeProgram(out.lowered.program), out.jit->kernels(), error);
+  if (!out.program)
+    return false;
+  rt::Options runOptions;
+  runOptions.weightsPath = modelPath;
+  out.session = rt::Session::create(out.program, runOptions, error);
+  return out.session != nullptr;
+}
+
+/// The runtime inputs of `program`'s train_step: the first `count` rows of
+/// each data tensor, by argument name, in the argument's dtype.
+bool runtimeInputs(const rt::Program &program, const SafeTensorsFile &data,
+                   int64_t count, rt::Batch &inputs, std::string &error) {
+  const program::Function *step = program.ir().function("train_step");
+  if (!step) {
+    error = "the program has no train_step";
+    return false;
+  }
+  for (const program::Arg &arg : step->args) {
+    if (arg.isStep)
+      continue;
+    const Tensor *all = data.find(arg.name);
+    if (!all) {
+      error = "no data for " + arg.name;
+      return false;
+    }
+    inputs[arg.name] =
+        rows(*all, 0, count).castTo(program.ir().buffers[arg.buffer].dtype);
+  }
+  return true;
+}
+
 class CompiledParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CompiledParity, CompiledTrainerMatchesPeft) {
   const std::string caseName = GetParam();
   Golden golden;
-  std::string error;
-  ASSERT_TRUE(readGolden(caseName, golden, error)) << caseName << ": " << error;
   spec::PeftSpec spec;
-  ASSERT_TRUE(
-      spec::parseSpecFile(goldenPath(caseName + "/spec.yaml"), spec, error))
-      << error;
+  std::string error;
+  ASSERT_TRUE(readCase(caseName, golden, spec, error)) << error;
 
-  DialectRegistry registry;
-  onnx_import::registerImportDialects(registry);
-  registry.insert<func::FuncDialect, nn::NNDialect, pir::PeftDialect,
-                  kern::KernDialect>();
-  MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  ctx.printOpOnDiagnostic(false);
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return success();
-  });
-
-  onnx_import::ImportOptions options;
-  for (const spec::InputShape &input : spec.training.inputs)
-    options.dataShapes[input.name] = spec::importShape(spec, input);
-  std::string modelPath = goldenPath(caseName + "/" + golden.model);
+  PipelineContext pipeline;
+  const std::string &diagnostics = pipeline.diagnostics;
   OwningOpRef<ModuleOp> module =
-      onnx_import::importOnnxModel(ctx, modelPath, options);
+      compileCase(pipeline.ctx, caseName, spec, golden);
   ASSERT_TRUE(module) << diagnostics;
-  {
-    PassManager pm(&ctx);
-    pm.addPass(createCanonicalizerPass());
-    ASSERT_TRUE(succeeded(pm.run(*module))) << diagnostics;
-  }
-  ASSERT_TRUE(succeeded(analysis::annotateModules(*module))) << diagnostics;
-  analysis::writeSpecAttr(*module, spec);
-
-  PassManager pm(&ctx);
-  InsertAdaptersOptions insert;
-  std::string interventions =
-      goldenPath(caseName + "/initial_interventions.safetensors");
-  bool reft = llvm::sys::fs::exists(interventions);
-  if (reft)
-    GTEST_SKIP() << caseName
-                 << ": the ReFT ops (peft.reft_positions, "
-                    "peft.householder_orthogonal, peft.loreft, peft.nodireft) "
-                    "have no loop emitters yet";
-  if (!reft)
-    insert.initAdapter = goldenPath(caseName + "/initial_adapter");
-  pm.addPass(createInsertAdapters(insert));
-  InsertInterventionsOptions intervene;
-  if (reft)
-    intervene.initInterventions = interventions;
-  pm.addPass(createInsertInterventions(intervene));
-  pm.addPass(createFreezeParams());
-  pm.addPass(createBuildLoss());
-  pm.addPass(createDifferentiateTrainable());
-  pm.addPass(createOptimizer());
-  ASSERT_TRUE(succeeded(pm.run(*module))) << diagnostics;
-
-  driver::CompileOptions compile;
-  compile.modelPath = modelPath;
-  compile.seed = spec.training.seed;
-  FailureOr<driver::LoweredProgram> lowered =
-      driver::lowerProgram(*module, compile);
-  ASSERT_TRUE(succeeded(lowered)) << caseName << ": " << diagnostics;
-  auto jit = codegen::KernelJIT::create(*lowered->loops);
-  ASSERT_TRUE(!!jit) << llvm::toString(jit.takeError());
-  std::shared_ptr<const rt::Program> program = rt::Program::fromParts(
-      program::encodeProgram(lowered->program), (*jit)->kernels(), error);
-  ASSERT_TRUE(program) << error;
-  rt::Options runOptions;
-  runOptions.weightsPath = modelPath;
-  std::unique_ptr<rt::Session> session =
-      rt::Session::create(program, runOptions, error);
-  ASSERT_TRUE(session) << error;
+  bool projectedPrefix = caseStart(caseName).projectedPrefix;
+  CompiledTrainer trainer;
+  ASSERT_TRUE(compileTrainer(*module, caseName, golden, spec, trainer, error))
+      << caseName << ": " << error << "\n"
+      << diagnostics;
+  const rt::Program &program = *trainer.program;
+  rt::Session &session = *trainer.session;
 
   // The golden trains every step on the first micro-batches of the data.
   SafeTensorsFile data;
-  ASSERT_TRUE(
-      readSafeTensors(goldenPath(caseName + "/data.safetensors"), data, error))
-      << error;
+  ASSERT_TRUE(readCaseData(caseName, data, error)) << error;
   int64_t batch = spec.training.batchSize.value_or(2);
   int64_t accumulation = spec.training.gradientAccumulationSteps;
-  const program::Function *step = program->ir().function("train_step");
-  ASSERT_TRUE(step);
   rt::Batch inputs;
-  for (const program::Arg &arg : step->args) {
-    if (arg.isStep)
-      continue;
-    const Tensor *all = data.find(arg.name);
-    ASSERT_TRUE(all) << caseName << ": no data for " << arg.name;
-    inputs[arg.name] = rows(*all, 0, batch * accumulation)
-                           .castTo(program->ir().buffers[arg.buffer].dtype);
-  }
+  ASSERT_TRUE(runtimeInputs(program, data, batch * accumulation, inputs, error))
+      << caseName << ": " << error;
   double lossErr = 0;
   for (int64_t s = 1; s <= golden.steps; ++s) {
     rt::StepMetrics metrics;
-    ASSERT_TRUE(session->trainStep(inputs, s, metrics, error))
+    ASSERT_TRUE(session.trainStep(inputs, s, metrics, error))
         << caseName << ": " << error;
     lossErr = std::max(lossErr, relative(metrics.loss, golden.losses[s - 1]));
     EXPECT_LT(relative(metrics.loss, golden.losses[s - 1]), 1e-4)
@@ -156,18 +152,21 @@ TEST_P(CompiledParity, CompiledTrainerMatchesPeft) {
       << error;
   std::map<std::string, const Tensor *> wanted;
   for (const auto &[name, tensor] : trained.tensors)
-    wanted[keyOfPeftName(name)] = &tensor;
+    wanted[keyOfTrainedName(name, projectedPrefix)] = &tensor;
   double tensorErr = 0;
   size_t matched = 0;
-  for (const program::Param &param : program->ir().params) {
+  for (const program::Param &param : program.ir().params) {
     if (!param.trainable)
       continue;
-    auto it = wanted.find(param.peftKey);
+    // A projected prefix's encoder is trained but not saved in the adapter
+    // (no key): its params are named as PEFT's state dict names them.
+    const std::string &key = param.peftKey.empty() ? param.name : param.peftKey;
+    auto it = wanted.find(key);
     ASSERT_NE(it, wanted.end())
-        << caseName << ": the golden has no trained tensor '" << param.peftKey
+        << caseName << ": the golden has no trained tensor '" << key
         << "' (param " << param.name << ")";
     Tensor got;
-    ASSERT_TRUE(session->getParam(param.name, got, error)) << error;
+    ASSERT_TRUE(session.getParam(param.name, got, error)) << error;
     const Tensor &want = *it->second;
     ASSERT_EQ(got.numel(), want.numel()) << param.peftKey;
     int64_t cols = got.rank() == 2 ? got.shape()[1] : 1;
@@ -196,17 +195,109 @@ TEST_P(CompiledParity, CompiledTrainerMatchesPeft) {
     }
     double err = std::sqrt(diff / std::max(ref, 1e-300));
     tensorErr = std::max(tensorErr, err);
-    EXPECT_LT(err, 1e-4) << caseName << ": " << param.peftKey;
+    EXPECT_LT(err, 1e-4) << caseName << ": " << key;
     ++matched;
   }
   EXPECT_EQ(matched, trained.tensors.size()) << caseName;
+
+  // PEFT saves a projected prefix as its encoder's output: the session's
+  // saved adapter is PEFT's final adapter, key for key.
+  if (projectedPrefix) {
+    llvm::SmallString<128> dir;
+    ASSERT_FALSE(llvm::sys::fs::createUniqueDirectory("peft-prefix", dir));
+    ASSERT_TRUE(session.saveAdapter(dir.str().str(), error)) << error;
+    SafeTensorsFile saved, peft;
+    ASSERT_TRUE(readSafeTensors((dir + "/adapter_model.safetensors").str(),
+                                saved, error))
+        << error;
+    ASSERT_TRUE(readSafeTensors(
+        goldenPath(caseName + "/final_adapter/adapter_model.safetensors"), peft,
+        error))
+        << error;
+    llvm::sys::fs::remove_directories(dir);
+    ASSERT_EQ(saved.tensors.size(), peft.tensors.size());
+    for (const auto &[key, want] : peft.tensors) {
+      const Tensor *got = saved.find(key);
+      ASSERT_TRUE(got) << caseName << ": the saved adapter has no " << key;
+      ASSERT_EQ(got->shape(), want.shape()) << key;
+      double diff = 0, ref = 0;
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        diff += std::pow(got->getDouble(i) - want.getDouble(i), 2);
+        ref += want.getDouble(i) * want.getDouble(i);
+      }
+      EXPECT_LT(std::sqrt(diff / std::max(ref, 1e-300)), 1e-4) << key;
+    }
+  }
   std::printf("%s compiled: %zu kernels, %lld steps; worst relative error: "
               "loss %.1e, trained tensors %.1e; arena %llu bytes (buffers "
               "%llu)\n",
-              caseName.c_str(), program->ir().kernels.size(),
+              caseName.c_str(), program.ir().kernels.size(),
               (long long)golden.steps, lossErr, tensorErr,
-              (unsigned long long)program->ir().arenaBytes,
-              (unsigned long long)program->ir().bufferBytesSum);
+              (unsigned long long)program.ir().arenaBytes,
+              (unsigned long long)program.ir().bufferBytesSum);
+}
+
+/// pyreft's dropout (0.1) on the loreft_llama case: the compiled trainer
+/// draws the same seeded Philox masks as the reference evaluator, so its f32
+/// steps follow the f64 reference's to 1e-4; the dropout is active (the
+/// first loss leaves the dropout-free golden's).
+TEST(CompiledReft, DropoutMatchesTheReferenceEvaluator) {
+  const std::string caseName = "loreft_llama";
+  Golden golden;
+  spec::PeftSpec spec;
+  std::string error;
+  ASSERT_TRUE(readCase(caseName, golden, spec, error)) << error;
+  auto *reft = std::get_if<spec::ReftConfig>(&spec.methods.front().config);
+  ASSERT_TRUE(reft);
+  reft->dropout = 0.1;
+
+  PipelineContext pipeline;
+  const std::string &diagnostics = pipeline.diagnostics;
+  OwningOpRef<ModuleOp> module =
+      compileCase(pipeline.ctx, caseName, spec, golden);
+  ASSERT_TRUE(module) << diagnostics;
+  int64_t dropouts = 0;
+  module->walk([&](pir::DropoutOp) { ++dropouts; });
+  EXPECT_GT(dropouts, 0);
+
+  // The reference evaluator on a copy, in f64.
+  OwningOpRef<ModuleOp> reference = module->clone();
+  ref::Evaluator eval(*reference, {/*promoteToF64=*/true});
+  ASSERT_TRUE(
+      succeeded(initializeOnEvaluator(eval, *reference, spec.training.seed)))
+      << diagnostics;
+
+  CompiledTrainer trainer;
+  ASSERT_TRUE(compileTrainer(*module, caseName, golden, spec, trainer, error))
+      << error << "\n"
+      << diagnostics;
+
+  SafeTensorsFile data;
+  ASSERT_TRUE(readCaseData(caseName, data, error)) << error;
+  int64_t batch = spec.training.batchSize.value_or(2);
+  auto step = reference->lookupSymbol<func::FuncOp>("train_step");
+  ASSERT_TRUE(step);
+  rt::Batch batchInputs;
+  ASSERT_TRUE(runtimeInputs(*trainer.program, data, batch, batchInputs, error))
+      << error;
+  for (int64_t s = 1; s <= 5; ++s) {
+    std::vector<Tensor> inputs;
+    ASSERT_TRUE(stepInputs(step, data, 0, batch, s, inputs, error)) << error;
+    auto want = eval.run(inputs, "train_step");
+    ASSERT_TRUE(succeeded(want)) << diagnostics;
+    rt::StepMetrics metrics;
+    ASSERT_TRUE(trainer.session->trainStep(batchInputs, s, metrics, error))
+        << error;
+    double loss = (*want)[0].getDouble(0);
+    EXPECT_LT(relative(metrics.loss, loss), 1e-4)
+        << "step " << s << ": compiled " << metrics.loss << ", reference "
+        << loss;
+    if (s == 1)
+      EXPECT_GT(relative(loss, golden.losses[0]), 1e-6)
+          << "dropout left the first loss unchanged";
+    std::printf("step %lld: loss %.6f (reference %.6f, no dropout %.6f)\n",
+                (long long)s, metrics.loss, loss, golden.losses[s - 1]);
+  }
 }
 
 std::vector<std::string> goldenCases() {

@@ -5,6 +5,8 @@
 // against values worked out by hand.
 #include "PeftTestUtil.h"
 
+#include <cmath>
+
 namespace peft::test {
 namespace {
 
@@ -167,6 +169,75 @@ TEST_F(ReftKernels, PositionOutsideTheSequenceIsAnError) {
   EXPECT_NE(errors.find("position 3 of example 0 is outside [0, 3)"),
             std::string::npos)
       << errors;
+}
+
+// ReFT dropout as peft-insert-interventions builds it (pyreft's
+// self.dropout(output) on the intervened rows): on a selected row every
+// element is 0 or (h + delta)/(1 − p), about p of them 0; other rows are h
+// exactly; step 0 (evaluation) is the intervention itself. PyTorch's RNG is
+// not reproduced, so the mask is checked by its statistics.
+TEST_F(ReftKernels, DropoutLandsOnTheWholeInterventionOutput) {
+  parse(R"mlir(
+    func.func @f(%h: tensor<2x16x64xf64>, %r: tensor<64x2xf64>, %w: tensor<2x64xf64>,
+                 %b: tensor<2xf64>, %p: tensor<2x12xi64>, %s: tensor<i64>) -> (tensor<2x16x64xf64>, tensor<2x16x64xf64>) {
+      %y = peft.loreft %h, %r, %w, %b, %p : tensor<2x16x64xf64>, tensor<64x2xf64>, tensor<2x64xf64>, tensor<2xf64>, tensor<2x12xi64> -> tensor<2x16x64xf64>
+      %d = peft.dropout %y, %s {p = 2.500000e-01 : f64, seed = 5 : i64, stream = 0 : i64} : tensor<2x16x64xf64>, tensor<i64>
+      %m = peft.intervention_mask %p : tensor<2x12xi64> -> tensor<2x16x1xf64>
+      %c = nn.cast %m : tensor<2x16x1xf64> -> tensor<2x16x1xi1>
+      %o = nn.where %c, %d, %y : tensor<2x16x1xi1>, tensor<2x16x64xf64>, tensor<2x16x64xf64> -> tensor<2x16x64xf64>
+      return %o, %y : tensor<2x16x64xf64>, tensor<2x16x64xf64>
+    })mlir");
+  auto values = [](int64_t n, double phase) {
+    std::vector<double> v(n);
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = std::sin(0.37 * i + phase);
+    return v;
+  };
+  // Example 0 intervenes on rows 0..11, example 1 on rows 4..9.
+  std::vector<int64_t> positions(24, -1);
+  for (int64_t t = 0; t < 12; ++t)
+    positions[t] = t;
+  for (int64_t t = 0; t < 6; ++t)
+    positions[12 + t] = 4 + t;
+  std::vector<Tensor> inputs = {f64({2, 16, 64}, values(2 * 16 * 64, 0.1)),
+                                f64({64, 2}, values(128, 1)),
+                                f64({2, 64}, values(128, 2)),
+                                f64({2}, {0.5, -0.25}),
+                                i64({2, 12}, positions),
+                                i64({}, {3})};
+  auto train = runOk(inputs);
+  ASSERT_EQ(train.size(), 2u);
+  const Tensor &out = train[0], &y = train[1], &h = inputs[0];
+  int64_t selected = 0, zeros = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 16; ++t) {
+      bool intervened = b == 0 ? t < 12 : (t >= 4 && t < 10);
+      for (int64_t i = 0; i < 64; ++i) {
+        int64_t e = (b * 16 + t) * 64 + i;
+        if (!intervened) {
+          ASSERT_EQ(out.getDouble(e), h.getDouble(e)) << e;
+          ASSERT_EQ(y.getDouble(e), h.getDouble(e)) << e;
+          continue;
+        }
+        ++selected;
+        // The intervention changed the row; dropout keeps h + delta scaled.
+        double kept = y.getDouble(e) * (1.0 / (1.0 - 0.25));
+        if (out.getDouble(e) == 0.0)
+          ++zeros;
+        else
+          ASSERT_EQ(out.getDouble(e), kept) << e;
+      }
+    }
+  ASSERT_EQ(selected, (12 + 6) * 64);
+  // p = 0.25 over 1152 draws: standard deviation 0.013.
+  double dropped = double(zeros) / double(selected);
+  EXPECT_NEAR(dropped, 0.25, 0.05) << zeros << " of " << selected;
+
+  inputs[5] = i64({}, {0});
+  auto eval = runOk(inputs);
+  ASSERT_EQ(eval.size(), 2u);
+  for (int64_t e = 0; e < out.numel(); ++e)
+    ASSERT_EQ(eval[0].getDouble(e), eval[1].getDouble(e)) << e;
 }
 
 } // namespace

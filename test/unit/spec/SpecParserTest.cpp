@@ -520,13 +520,13 @@ TEST(SpecParser, ErrorsCarryPositions) {
             "peftc does not support yet; supported: 'LORA', 'IA3', 'BITFIT', "
             "'FREEZE_LAYERS', 'FULL', 'LOREFT', 'DIREFT', 'NODIREFT', "
             "'PROMPT_TUNING', 'BOTTLENECK', 'SEQ_BN', 'DOUBLE_SEQ_BN', "
-            "'PAR_BN'");
+            "'PAR_BN', 'SPARSE', 'PREFIX_TUNING'");
   EXPECT_EQ(parseError("peft_type: LORRA\n"),
             "spec.yaml:1:12: error: peft_type 'LORRA' is not supported "
             "(unknown method); did you mean 'LORA'?; supported: 'LORA', "
             "'IA3', 'BITFIT', 'FREEZE_LAYERS', 'FULL', 'LOREFT', 'DIREFT', "
             "'NODIREFT', 'PROMPT_TUNING', 'BOTTLENECK', 'SEQ_BN', "
-            "'DOUBLE_SEQ_BN', 'PAR_BN'");
+            "'DOUBLE_SEQ_BN', 'PAR_BN', 'SPARSE', 'PREFIX_TUNING'");
   EXPECT_EQ(
       parseError("peft_type: LORA\ntarget_modules: [q]\nuse_qalora: true\n"),
       "spec.yaml:3:13: error: 'use_qalora' is a PEFT LoRA feature peftc does "

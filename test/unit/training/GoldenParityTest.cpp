@@ -13,24 +13,17 @@
 #include "GoldenCase.h"
 
 #include "codegen/reference/Evaluator.h"
-#include "frontends/onnx/Importer.h"
 #include "frontends/spec/AdapterConfig.h"
 #include "frontends/spec/PeftSpec.h"
 #include "frontends/spec/TargetResolution.h"
-#include "passes/AdapterInit.h"
 #include "passes/AdapterSave.h"
-#include "passes/Passes.h"
 #include "passes/analysis/ModuleNames.h"
 #include "peft/SafeTensors.h"
 
-#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
 
 #include <gtest/gtest.h>
 
@@ -46,44 +39,46 @@ namespace {
 
 class GoldenParity : public ::testing::TestWithParam<std::string> {};
 
+/// The case's final_adapter/adapter_config.json as JSON.
+llvm::Expected<llvm::json::Value> peftConfigJson(const std::string &caseName) {
+  auto buffer = llvm::MemoryBuffer::getFile(
+      goldenPath(caseName + "/final_adapter/adapter_config.json"));
+  if (!buffer)
+    return llvm::createStringError(buffer.getError(),
+                                   "cannot read adapter_config.json");
+  return llvm::json::parse((*buffer)->getBuffer());
+}
+
+/// The case's final_adapter/adapter_config.json read as a spec: PEFT's
+/// config of its one method.
+bool readPeftConfig(const std::string &caseName, spec::PeftSpec &peftSpec,
+                    std::string &error) {
+  if (!spec::parseSpecFile(
+          goldenPath(caseName + "/final_adapter/adapter_config.json"), peftSpec,
+          error))
+    return false;
+  if (peftSpec.methods.size() != 1) {
+    error = caseName + ": adapter_config.json has " +
+            std::to_string(peftSpec.methods.size()) + " methods";
+    return false;
+  }
+  return true;
+}
+
 TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   const std::string caseName = GetParam();
   Golden golden;
-  std::string error;
-  ASSERT_TRUE(readGolden(caseName, golden, error)) << caseName << ": " << error;
-
   spec::PeftSpec spec;
-  ASSERT_TRUE(
-      spec::parseSpecFile(goldenPath(caseName + "/spec.yaml"), spec, error))
-      << error;
+  std::string error;
+  ASSERT_TRUE(readCase(caseName, golden, spec, error)) << error;
 
-  DialectRegistry registry;
-  onnx_import::registerImportDialects(registry);
-  registry.insert<func::FuncDialect, nn::NNDialect, pir::PeftDialect>();
-  MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  ctx.printOpOnDiagnostic(false);
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return success();
-  });
-
+  PipelineContext pipeline;
+  MLIRContext &ctx = pipeline.ctx;
+  const std::string &diagnostics = pipeline.diagnostics;
   // As peftc does it: import with the spec's shapes, attach the spec.
-  onnx_import::ImportOptions options;
-  for (const spec::InputShape &input : spec.training.inputs)
-    options.dataShapes[input.name] = spec::importShape(spec, input);
-  std::string modelPath = goldenPath(caseName + "/" + golden.model);
   OwningOpRef<ModuleOp> module =
-      onnx_import::importOnnxModel(ctx, modelPath, options);
+      importCase(ctx, spec, goldenPath(caseName + "/" + golden.model));
   ASSERT_TRUE(module) << diagnostics;
-  {
-    PassManager pm(&ctx);
-    pm.addPass(createCanonicalizerPass());
-    ASSERT_TRUE(succeeded(pm.run(*module))) << diagnostics;
-  }
-  ASSERT_TRUE(succeeded(analysis::annotateModules(*module))) << diagnostics;
-  analysis::writeSpecAttr(*module, spec);
   // The model's modules, for the saved adapter_config.json (below).
   std::vector<spec::ModuleInfo> modules;
   {
@@ -93,40 +88,20 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
     modules = table->moduleInfos();
   }
 
-  PassManager pm(&ctx);
-  InsertAdaptersOptions insert;
   // ReFT cases (generate_reft.py) start from pyreft's interventions, the
   // others from PEFT's initial adapter.
-  std::string interventions =
-      goldenPath(caseName + "/initial_interventions.safetensors");
-  bool reft = llvm::sys::fs::exists(interventions);
-  if (!reft)
-    insert.initAdapter = goldenPath(caseName + "/initial_adapter");
-  pm.addPass(createInsertAdapters(insert));
-  InsertInterventionsOptions intervene;
-  if (reft)
-    intervene.initInterventions = interventions;
-  pm.addPass(createInsertInterventions(intervene));
-  pm.addPass(createFreezeParams());
-  pm.addPass(createBuildLoss());
-  pm.addPass(createDifferentiateTrainable());
-  pm.addPass(createOptimizer());
+  CaseStart start = caseStart(caseName);
+  bool reft = start.reft, projectedPrefix = start.projectedPrefix;
+  PassManager pm(&ctx);
+  addTrainingPasses(pm, start);
   ASSERT_TRUE(succeeded(pm.run(*module))) << diagnostics;
-  ASSERT_TRUE(succeeded(verify(*module))) << diagnostics;
-
-  ref::Evaluator eval(*module, {/*promoteToF64=*/true});
-  ASSERT_TRUE(succeeded(adapters::initializeParams(
-      *module, spec.training.seed,
-      [&](StringRef name) { return eval.paramValue(name); },
-      [&](StringRef name, const Tensor &value) {
-        return eval.setParam(name, value);
-      })))
-      << diagnostics;
+  std::unique_ptr<ref::Evaluator> evaluator =
+      startEvaluator(*module, spec.training.seed);
+  ASSERT_TRUE(evaluator) << diagnostics;
+  ref::Evaluator &eval = *evaluator;
 
   SafeTensorsFile data;
-  ASSERT_TRUE(
-      readSafeTensors(goldenPath(caseName + "/data.safetensors"), data, error))
-      << error;
+  ASSERT_TRUE(readCaseData(caseName, data, error)) << error;
   int64_t batch = spec.training.batchSize.value_or(2);
   int64_t accumulation = spec.training.gradientAccumulationSteps;
   auto step = module->lookupSymbol<func::FuncOp>("train_step");
@@ -136,29 +111,15 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   // The inputs of `fn` for micro-batch `micro`, by argument name.
   auto inputsOf = [&](func::FuncOp fn, int64_t micro, int64_t stepNumber,
                       std::vector<Tensor> &inputs) -> bool {
-    inputs.clear();
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
-      if (fn.getArgAttr(i, "peft.step")) {
-        Tensor t(DType::I64, {});
-        t.setInt(0, stepNumber);
-        inputs.push_back(t);
-        continue;
-      }
-      auto name = fn.getArgAttrOfType<StringAttr>(i, "nn.name");
-      const Tensor *all = name ? data.find(name.str()) : nullptr;
-      if (!all) {
-        ADD_FAILURE() << "no data for argument " << i << " of @"
-                      << fn.getSymName().str();
-        return false;
-      }
-      inputs.push_back(rows(*all, micro * batch, batch));
-    }
-    return true;
+    if (stepInputs(fn, data, micro, batch, stepNumber, inputs, error))
+      return true;
+    ADD_FAILURE() << error;
+    return false;
   };
 
   std::vector<Tensor> inputs;
   // The worst relative errors, reported at the end.
-  double lossErr = 0, normErr = 0, tensorErr = 0;
+  double lossErr = 0, normErr = 0;
   for (int64_t s = 1; s <= golden.steps; ++s) {
     double loss = 0, gradNorm = 0, lr = 0;
     if (accumulation == 1) {
@@ -227,43 +188,18 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
       << caseName << ": the golden's loss does not fall by 10%";
 
   // Every trained tensor, by the key PEFT saves it under.
-  SafeTensorsFile trained;
-  ASSERT_TRUE(readSafeTensors(
-      goldenPath(caseName + "/final_trainable.safetensors"), trained, error))
-      << error;
-  std::map<std::string, const Tensor *> wanted;
-  for (const auto &[name, tensor] : trained.tensors)
-    wanted[keyOfPeftName(name)] = &tensor;
-  size_t matched = 0;
-  for (auto param : module->getOps<pir::ParamOp>()) {
-    if (!param.getTrainable())
-      continue;
-    auto key = param->getAttrOfType<StringAttr>(analysis::attr::kKey);
-    ASSERT_TRUE(key) << "trainable @" << param.getSymName().str()
-                     << " has no peft.key";
-    auto it = wanted.find(key.str());
-    ASSERT_NE(it, wanted.end())
-        << caseName << ": the golden has no trained tensor " << key.str();
-    FailureOr<Tensor> got = eval.paramValue(param.getSymName());
-    ASSERT_TRUE(succeeded(got)) << diagnostics;
-    const Tensor &want = *it->second;
-    ASSERT_EQ(got->numel(), want.numel()) << key.str();
-    bool transposed = param->hasAttr(analysis::attr::kKeyTransposed);
-    int64_t cols = got->rank() == 2 ? got->shape()[1] : 1;
-    int64_t rowsOfGot = got->rank() == 2 ? got->shape()[0] : got->numel();
-    double diff = 0, ref = 0;
-    for (int64_t i = 0; i < want.numel(); ++i) {
-      // want[i] under the transpose is got[(i % rows) * cols + i / rows].
-      int64_t j = transposed ? (i % rowsOfGot) * cols + i / rowsOfGot : i;
-      diff += std::pow(got->getDouble(j) - want.getDouble(i), 2);
-      ref += want.getDouble(i) * want.getDouble(i);
-    }
-    tensorErr = std::max(tensorErr, std::sqrt(diff / ref));
-    EXPECT_LT(std::sqrt(diff / ref), 1e-9)
-        << caseName << ": " << key.str() << " differs from the golden";
-    ++matched;
-  }
-  EXPECT_EQ(matched, trained.tensors.size())
+  TrainedTensors trained;
+  ASSERT_TRUE(readTrained(caseName, projectedPrefix, trained, error)) << error;
+  TrainedComparison compared;
+  ASSERT_TRUE(
+      compareTrainedOnEvaluator(*module, eval, trained, compared, error))
+      << caseName << ": " << error << "\n"
+      << diagnostics;
+  double tensorErr = compared.worst;
+  size_t matched = compared.matched;
+  EXPECT_LT(tensorErr, 1e-9)
+      << caseName << ": " << compared.worstKey << " differs from the golden";
+  EXPECT_EQ(matched, trained.file.tensors.size())
       << caseName << ": some golden tensors were not trained";
 
   // pyreft saves interventions in its own layout (no PEFT final_adapter);
@@ -293,6 +229,14 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   auto saved = adapters::adapterTensors(
       *module, [&](StringRef name) { return eval.paramValue(name); });
   ASSERT_TRUE(succeeded(saved)) << diagnostics;
+  // PEFT saves a projected prefix as its encoder's output, which
+  // @prefix_prompt_embeddings computes.
+  if (projectedPrefix) {
+    auto encoded = eval.run({}, "prefix_prompt_embeddings");
+    ASSERT_TRUE(succeeded(encoded) && encoded->size() == 1u) << diagnostics;
+    saved->clear();
+    saved->emplace_back("prompt_embeddings", (*encoded)[0]);
+  }
   // PEFT 0.15 drops `bias: lora_only` biases from the file
   // (huggingface/peft#3306: it looks for `<module>.bias` where the wrapped
   // layer has `<module>.base_layer.bias`); peftc saves them, so the adapter
@@ -300,7 +244,7 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   std::set<std::string> beyondPeft;
   for (const spec::MethodSpec &method : spec.methods)
     if (method.lora() && method.lora()->bias == spec::LoraBias::LoraOnly)
-      for (const auto &[name, tensor] : trained.tensors)
+      for (const auto &[name, tensor] : trained.file.tensors)
         if (llvm::StringRef(name).ends_with(".base_layer.bias"))
           beyondPeft.insert(keyOfPeftName(name));
   std::map<std::string, Shape> ourKeys, peftKeys;
@@ -333,29 +277,87 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
                          << " differs from final_adapter's";
   }
   std::remove(savedPath.c_str());
+  auto report = [&] {
+    std::printf("%s: %lld steps, accumulation %lld; worst relative error: "
+                "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu), saved "
+                "adapter %.1e (%zu tensors)\n",
+                caseName.c_str(), (long long)golden.steps,
+                (long long)accumulation, lossErr, normErr, tensorErr, matched,
+                fileErr, peftAdapter.tensors.size());
+  };
 
   // PEFT's PROMPT_TUNING adapter_config.json is a spec as it stands.
   if (const spec::PromptTuningConfig *prompt =
           spec.methods.front().promptTuning()) {
     spec::PeftSpec peftSpec;
-    ASSERT_TRUE(spec::parseSpecFile(
-        goldenPath(caseName + "/final_adapter/adapter_config.json"), peftSpec,
-        error))
-        << error;
-    ASSERT_EQ(peftSpec.methods.size(), 1u);
+    ASSERT_TRUE(readPeftConfig(caseName, peftSpec, error)) << error;
     ASSERT_TRUE(peftSpec.methods[0].promptTuning());
     EXPECT_EQ(peftSpec.methods[0].promptTuning()->numVirtualTokens,
               prompt->numVirtualTokens);
   }
-  std::printf("%s: %lld steps, accumulation %lld; worst relative error: "
-              "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu), saved "
-              "adapter %.1e (%zu tensors)\n",
-              caseName.c_str(), (long long)golden.steps,
-              (long long)accumulation, lossErr, normErr, tensorErr, matched,
-              fileErr, peftAdapter.tensors.size());
+  // So is its PREFIX_TUNING one, with the fields PEFT fills from the model.
+  if (const spec::PrefixTuningConfig *prefix =
+          spec.methods.front().prefixTuning()) {
+    spec::PeftSpec peftSpec;
+    ASSERT_TRUE(readPeftConfig(caseName, peftSpec, error)) << error;
+    const spec::PrefixTuningConfig *peft = peftSpec.methods[0].prefixTuning();
+    ASSERT_TRUE(peft);
+    EXPECT_EQ(peft->numVirtualTokens, prefix->numVirtualTokens);
+    EXPECT_EQ(peft->prefixProjection, prefix->prefixProjection);
+    const llvm::json::Object *info = golden.json.getObject("prefix");
+    ASSERT_TRUE(info) << caseName << ": losses.json has no 'prefix'";
+    EXPECT_EQ(peft->tokenDim, info->getInteger("token_dim"));
+    EXPECT_EQ(peft->numLayers, info->getInteger("num_layers"));
+    EXPECT_EQ(peft->numAttentionHeads, info->getInteger("num_attention_heads"));
+    EXPECT_EQ(peft->encoderHiddenSize, info->getInteger("encoder_hidden_size"));
+    // peft-insert-prefix-tuning fills the spec from the model as PEFT does,
+    // and the adapter_config.json written from it is PEFT's, field for
+    // field (a projected prefix's too: its saved tensor is the encoder's
+    // output, as PEFT's).
+    FailureOr<spec::PeftSpec> filled = analysis::readSpecAttr(*module, "test");
+    ASSERT_TRUE(succeeded(filled)) << diagnostics;
+    std::string configText = spec::adapterConfigJson(*filled, nullptr, error);
+    ASSERT_FALSE(configText.empty()) << error;
+    llvm::Expected<llvm::json::Value> want = peftConfigJson(caseName);
+    llvm::Expected<llvm::json::Value> got = llvm::json::parse(configText);
+    ASSERT_TRUE(bool(want) && bool(got)) << configText;
+    EXPECT_EQ(*got, *want) << configText;
+  }
+  report();
   // adapterConfigJson writes the LoRA family's adapter_config.json; the
   // methods placed by structure are compared above.
-  if (adaptersLibrary || spec.methods.front().promptTuning())
+  // SPARSE has no PEFT config: peftc writes its own (docs/adapters.md),
+  // which reads back as a spec choosing the same entries of the same
+  // modules.
+  if (const spec::SparseConfig *sparse = spec.methods.front().sparse()) {
+    spec::ResolvedTargets resolved, rereadResolved;
+    ASSERT_TRUE(spec::resolveTargets(spec, modules, resolved, error)) << error;
+    std::string configText = spec::adapterConfigJson(spec, &resolved, error);
+    ASSERT_FALSE(configText.empty()) << error;
+    spec::PeftSpec reread;
+    ASSERT_TRUE(
+        spec::parseSpecString(configText, "adapter_config.json", reread, error))
+        << error;
+    ASSERT_EQ(reread.methods.size(), 1u);
+    const spec::SparseConfig *again = reread.methods[0].sparse();
+    ASSERT_TRUE(again) << configText;
+    EXPECT_EQ(again->density, sparse->density);
+    EXPECT_EQ(again->selection, sparse->selection);
+    EXPECT_EQ(again->seed, sparse->seed);
+    ASSERT_TRUE(spec::resolveTargets(reread, modules, rereadResolved, error))
+        << error;
+    auto paths = [](const spec::ResolvedTargets &r) {
+      std::vector<std::string> out;
+      for (const spec::AdapterTarget &t : r.methods.at(0).adapters)
+        out.push_back(t.path);
+      return out;
+    };
+    EXPECT_EQ(paths(rereadResolved), paths(resolved)) << configText;
+    EXPECT_EQ(paths(resolved).size(), 14u);
+    return;
+  }
+  if (adaptersLibrary || spec.methods.front().promptTuning() ||
+      spec.methods.front().prefixTuning())
     return;
 
   // adapter_config.json: PEFT's fields and values (target lists compared
@@ -365,11 +367,7 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
   ASSERT_TRUE(spec::resolveTargets(spec, modules, resolved, error)) << error;
   std::string configText = spec::adapterConfigJson(spec, &resolved, error);
   ASSERT_FALSE(configText.empty()) << error;
-  auto peftConfigBuffer = llvm::MemoryBuffer::getFile(
-      goldenPath(caseName + "/final_adapter/adapter_config.json"));
-  ASSERT_TRUE(peftConfigBuffer);
-  llvm::Expected<llvm::json::Value> peftConfig =
-      llvm::json::parse((*peftConfigBuffer)->getBuffer());
+  llvm::Expected<llvm::json::Value> peftConfig = peftConfigJson(caseName);
   llvm::Expected<llvm::json::Value> ourConfig = llvm::json::parse(configText);
   ASSERT_TRUE(bool(peftConfig) && bool(ourConfig)) << configText;
   const llvm::json::Object &want = *peftConfig->getAsObject();
@@ -403,8 +401,8 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
           << llvm::formatv("{0}", entry.second).str();
   }
   spec::PeftSpec reread;
-  ASSERT_TRUE(spec::parseSpecString(configText, "adapter_config.json", reread,
-                                    error))
+  ASSERT_TRUE(
+      spec::parseSpecString(configText, "adapter_config.json", reread, error))
       << error;
   spec::ResolvedTargets rereadResolved;
   ASSERT_TRUE(spec::resolveTargets(reread, modules, rereadResolved, error))
@@ -427,26 +425,21 @@ TEST_P(GoldenParity, ReferenceEvaluatorMatchesPeft) {
       << caseName << ": adapter_config.json reads back as another spec:\n"
       << configText;
 
-  std::printf("%s: %lld steps, accumulation %lld; worst relative error: "
-              "loss %.1e, grad norm %.1e, trained tensors %.1e (%zu), saved "
-              "adapter %.1e (%zu tensors)\n",
-              caseName.c_str(), (long long)golden.steps,
-              (long long)accumulation, lossErr, normErr, tensorErr, matched,
-              fileErr, peftAdapter.tensors.size());
+  report();
 }
 
-INSTANTIATE_TEST_SUITE_P(Goldens, GoldenParity,
-                         ::testing::Values("lora_llama_qv", "lora_llama_layers",
-                                           "rslora_llama", "dora_llama_qv",
-                                           "ia3_llama", "lora_gpt2_cattn",
-                                           "lora_bitfit_head",
-                                           "lora_llama_trainer",
-                                           "prompt_tuning_llama",
-                                           "seq_bn_llama", "double_seq_bn_llama",
-                                           "par_bn_llama", "loreft_llama",
-                                           "nodireft_llama", "direft_llama"),
-                         [](const ::testing::TestParamInfo<std::string> &info) {
-                           return info.param;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Goldens, GoldenParity,
+    ::testing::Values("lora_llama_qv", "lora_llama_layers", "rslora_llama",
+                      "dora_llama_qv", "ia3_llama", "lora_gpt2_cattn",
+                      "lora_bitfit_head", "lora_llama_trainer",
+                      "prompt_tuning_llama", "prefix_tuning_llama",
+                      "prefix_tuning_proj_llama", "prefix_tuning_gpt2",
+                      "seq_bn_llama", "double_seq_bn_llama", "par_bn_llama",
+                      "loreft_llama", "nodireft_llama", "direft_llama",
+                      "sparse_llama"),
+    [](const ::testing::TestParamInfo<std::string> &info) {
+      return info.param;
+    });
 
 } // namespace

@@ -13,18 +13,10 @@
 #include "GoldenCase.h"
 
 #include "codegen/reference/Evaluator.h"
-#include "frontends/onnx/Importer.h"
-#include "frontends/spec/PeftSpec.h"
-#include "passes/AdapterInit.h"
 #include "passes/Passes.h"
-#include "passes/analysis/ModuleNames.h"
-#include "peft/SafeTensors.h"
 
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
-#include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 
 #include <gtest/gtest.h>
 
@@ -35,11 +27,7 @@ using namespace peft;
 
 namespace {
 
-std::string golden(const std::string &relative) {
-  return peft::golden::goldenPath(relative);
-}
-using peft::golden::relative;
-using peft::golden::rows;
+using namespace peft::golden;
 
 /// One compiled golden case and its evaluator.
 struct Trainer {
@@ -51,78 +39,31 @@ class LoweredParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LoweredParity, LoweredStepMatchesPeft) {
   const std::string caseName = GetParam();
-  auto buffer = llvm::MemoryBuffer::getFile(golden(caseName + "/losses.json"));
-  ASSERT_TRUE(buffer);
-  llvm::Expected<llvm::json::Value> json =
-      llvm::json::parse((*buffer)->getBuffer());
-  ASSERT_TRUE(bool(json) && json->getAsObject());
-  const llvm::json::Object &g = *json->getAsObject();
-  int64_t steps = g.getInteger("steps").value_or(0);
-  std::vector<double> losses, norms, lrs;
-  for (auto [key, out] :
-       {std::make_pair("losses", &losses), std::make_pair("grad_norms", &norms),
-        std::make_pair("lrs", &lrs)})
-    if (const llvm::json::Array *a = g.getArray(key))
-      for (const llvm::json::Value &v : *a)
-        out->push_back(v.getAsNumber().value_or(NAN));
-  ASSERT_TRUE(steps > 0 && (int64_t)losses.size() == steps &&
-              (int64_t)norms.size() == steps && (int64_t)lrs.size() == steps);
-
+  Golden golden;
   spec::PeftSpec spec;
   std::string error;
-  ASSERT_TRUE(spec::parseSpecFile(golden(caseName + "/spec.yaml"), spec, error))
-      << error;
-  DialectRegistry registry;
-  onnx_import::registerImportDialects(registry);
-  registry.insert<func::FuncDialect, nn::NNDialect, pir::PeftDialect,
-                  kern::KernDialect>();
-  MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return success();
-  });
+  ASSERT_TRUE(readCase(caseName, golden, spec, error)) << error;
+  int64_t steps = golden.steps;
+  const std::vector<double> &losses = golden.losses, &norms = golden.gradNorms,
+                            &lrs = golden.lrs;
+  PipelineContext pipeline;
+  const std::string &diagnostics = pipeline.diagnostics;
 
   auto compile = [&](bool lowered) -> Trainer {
     Trainer t;
-    onnx_import::ImportOptions options;
-    for (const spec::InputShape &input : spec.training.inputs)
-      options.dataShapes[input.name] = input.dims;
-    t.module = onnx_import::importOnnxModel(
-        ctx, golden(caseName + "/" + g.getString("model")->str()), options);
-    if (!t.module)
-      return t;
-    PassManager canonicalize(&ctx);
-    canonicalize.addPass(createCanonicalizerPass());
-    if (failed(canonicalize.run(*t.module)) ||
-        failed(analysis::annotateModules(*t.module)))
-      return Trainer{};
-    analysis::writeSpecAttr(*t.module, spec);
-    PassManager pm(&ctx);
-    InsertAdaptersOptions insert;
-    insert.initAdapter = golden(caseName + "/initial_adapter");
-    pm.addPass(createInsertAdapters(insert));
-    pm.addPass(createFreezeParams());
-    pm.addPass(createBuildLoss());
-    pm.addPass(createDifferentiateTrainable());
-    pm.addPass(createOptimizer());
-    if (lowered) {
-      pm.addPass(createDecompose());
-      pm.addPass(createLowerGemms());
-      pm.addPass(createOutlineKernels());
-    }
-    if (failed(pm.run(*t.module)) || failed(verify(*t.module)))
+    t.module =
+        compileCase(pipeline.ctx, caseName, spec, golden, [&](PassManager &pm) {
+          if (!lowered)
+            return;
+          pm.addPass(createDecompose());
+          pm.addPass(createLowerGemms());
+          pm.addPass(createOutlineKernels());
+        });
+    if (!t.module || failed(verify(*t.module)))
       return Trainer{};
     t.eval =
         std::make_unique<ref::Evaluator>(*t.module, ref::EvalOptions{true});
-    ref::Evaluator &eval = *t.eval;
-    if (failed(adapters::initializeParams(
-            *t.module, spec.training.seed,
-            [&](StringRef name) { return eval.paramValue(name); },
-            [&](StringRef name, const Tensor &value) {
-              return eval.setParam(name, value);
-            })))
+    if (failed(initializeOnEvaluator(*t.eval, *t.module, spec.training.seed)))
       return Trainer{};
     return t;
   };
@@ -133,28 +74,15 @@ TEST_P(LoweredParity, LoweredStepMatchesPeft) {
   EXPECT_GT(launches, 0);
 
   SafeTensorsFile data;
-  ASSERT_TRUE(
-      readSafeTensors(golden(caseName + "/data.safetensors"), data, error))
-      << error;
+  ASSERT_TRUE(readCaseData(caseName, data, error)) << error;
   int64_t batch = spec.training.batchSize.value_or(2);
   int64_t accumulation = spec.training.gradientAccumulationSteps;
   auto step = lowered.module->lookupSymbol<func::FuncOp>("train_step");
   ASSERT_TRUE(step);
   auto inputsOf = [&](func::FuncOp fn, int64_t micro, int64_t stepNumber) {
     std::vector<Tensor> inputs;
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i) {
-      if (fn.getArgAttr(i, "peft.step")) {
-        Tensor t(DType::I64, {});
-        t.setInt(0, stepNumber);
-        inputs.push_back(t);
-        continue;
-      }
-      auto name = fn.getArgAttrOfType<StringAttr>(i, "nn.name");
-      const Tensor *all = name ? data.find(name.str()) : nullptr;
-      EXPECT_TRUE(all) << "no data for argument " << i;
-      if (all)
-        inputs.push_back(rows(*all, micro * batch, batch));
-    }
+    EXPECT_TRUE(stepInputs(fn, data, micro, batch, stepNumber, inputs, error))
+        << error;
     return inputs;
   };
 
@@ -227,14 +155,13 @@ TEST_P(LoweredParity, LoweredStepMatchesPeft) {
               caseName.c_str(), (long long)launches, worst, tensorErr, trained);
 }
 
-INSTANTIATE_TEST_SUITE_P(Goldens, LoweredParity,
-                         ::testing::Values("lora_llama_qv", "lora_llama_layers",
-                                           "rslora_llama", "dora_llama_qv",
-                                           "ia3_llama", "lora_gpt2_cattn",
-                                           "lora_bitfit_head",
-                                           "lora_llama_trainer"),
-                         [](const ::testing::TestParamInfo<std::string> &info) {
-                           return info.param;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Goldens, LoweredParity,
+    ::testing::Values("lora_llama_qv", "lora_llama_layers", "rslora_llama",
+                      "dora_llama_qv", "ia3_llama", "lora_gpt2_cattn",
+                      "lora_bitfit_head", "lora_llama_trainer", "sparse_llama"),
+    [](const ::testing::TestParamInfo<std::string> &info) {
+      return info.param;
+    });
 
 } // namespace
