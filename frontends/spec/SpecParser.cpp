@@ -152,8 +152,8 @@ const StringRef kFreezeLayersKeys[] = {"trainable_layers", "last_n_layers",
 /// pyreft's intervention options (examples/loreft/train.py), plus where the
 /// data keeps each example's prompt length.
 const StringRef kReftKeys[] = {
-    "layers",    "positions", "low_rank_dimension", "share_weights",
-    "component", "dropout",   "add_bias",           "act_fn",
+    "layers",         "positions",      "low_rank_dimension", "share_weights",
+    "component",      "dropout",        "add_bias",           "act_fn",
     "prompt_lengths", "position_offset"};
 
 /// The `adapters` library's BnConfig fields (configuration/adapter_config.py)
@@ -386,6 +386,11 @@ private:
                            std::string &initText);
   bool readSparseKey(const YamlEntry &entry, SparseConfig &config);
   bool readPrefixTuningKey(const YamlEntry &entry, PrefixTuningConfig &config);
+  /// PEFT's prompt-learning keys that peftc accepts only at their
+  /// single-stack values: num_transformer_submodules 1 (`stack` says what
+  /// the method prefixes) and an empty modules_to_save (`why` says why).
+  bool readSingleStack(const YamlEntry &entry, StringRef method,
+                       StringRef stack, StringRef why);
   bool checkLora(const YamlNode &node, const LoraConfig &config);
   bool checkIa3(const YamlNode &node, const IA3Config &config);
   bool checkFreezeLayers(const YamlNode &node,
@@ -1004,16 +1009,16 @@ bool SpecReader::readReftLayers(const YamlEntry &entry, ReftConfig &config) {
   for (const auto &[text, loc] : items) {
     Located<int64_t> layer;
     if (StringRef(text).getAsInteger(10, layer.value))
-      return fail(loc, "'layers' expects 'all' or layer indices, got '" +
-                           text + "'");
+      return fail(loc, "'layers' expects 'all' or layer indices, got '" + text +
+                           "'");
     if (layer.value < 0)
       return fail(loc,
                   "'layers' has a negative layer index " + Twine(layer.value));
     for (const auto &seen : config.layers)
       if (seen.value == layer.value)
-        return failWithNote(loc, "layer " + Twine(layer.value) +
-                                     " is listed twice in 'layers'",
-                            seen.loc, "first listed here");
+        return failWithNote(
+            loc, "layer " + Twine(layer.value) + " is listed twice in 'layers'",
+            seen.loc, "first listed here");
     layer.loc = loc;
     config.layers.push_back(layer);
   }
@@ -1310,24 +1315,10 @@ bool SpecReader::readPromptTuningKey(const YamlEntry &entry,
       return true;
     return readPositiveInt(entry, config.tokenDim);
   }
-  if (key == "num_transformer_submodules") {
-    int64_t count = 1;
-    if (!value.isNull() && !readInt(entry, count))
-      return false;
-    if (count != 1)
-      return fail(valueLoc(entry), "'num_transformer_submodules' " +
-                                       Twine(count) +
-                                       " is for encoder-decoder models; "
-                                       "peftc's prompt tuning prefixes one "
-                                       "input (1)");
-    return true;
-  }
-  if (key == "modules_to_save") {
-    if (isOffValue(value))
-      return true;
-    return fail(valueLoc(entry), "'modules_to_save' with PROMPT_TUNING is not "
-                                 "supported; add a method that trains them");
-  }
+  if (key == "num_transformer_submodules" || key == "modules_to_save")
+    return readSingleStack(entry, "PROMPT_TUNING",
+                           "peftc's prompt tuning prefixes one input",
+                           "add a method that trains them");
   // tokenizer_name_or_path, tokenizer_kwargs, num_attention_heads,
   // num_layers: PEFT fills them from the model and tokenizer; peftc reads
   // the model itself and takes token ids instead of text.
@@ -1352,26 +1343,31 @@ bool SpecReader::readPrefixTuningKey(const YamlEntry &entry,
     return value.isNull() || readPositiveInt(entry, config.numLayers);
   if (key == "num_attention_heads")
     return value.isNull() || readPositiveInt(entry, config.numAttentionHeads);
-  if (key == "num_transformer_submodules") {
-    int64_t count = 1;
-    if (!value.isNull() && !readInt(entry, count))
-      return false;
-    if (count != 1)
-      return fail(valueLoc(entry), "'num_transformer_submodules' " +
-                                       Twine(count) +
-                                       " is for encoder-decoder models; "
-                                       "peftc's prefix tuning prefixes the "
-                                       "self-attention of one stack (1)");
-    return true;
-  }
-  if (key == "modules_to_save") {
+  if (key == "num_transformer_submodules" || key == "modules_to_save")
+    return readSingleStack(
+        entry, "PREFIX_TUNING",
+        "peftc's prefix tuning prefixes the self-attention of one stack",
+        "PEFT's prefix-tuning model trains the prefix encoder only");
+  llvm_unreachable("readMethod passes only keys listed in kPrefixTuningKeys");
+}
+
+bool SpecReader::readSingleStack(const YamlEntry &entry, StringRef method,
+                                 StringRef stack, StringRef why) {
+  const YamlNode &value = *entry.value;
+  if (entry.key == "modules_to_save") {
     if (isOffValue(value))
       return true;
-    return fail(valueLoc(entry), "'modules_to_save' with PREFIX_TUNING is not "
-                                 "supported; PEFT's prefix-tuning model "
-                                 "trains the prefix encoder only");
+    return fail(valueLoc(entry), "'modules_to_save' with " + method +
+                                     " is not supported; " + why);
   }
-  llvm_unreachable("readMethod passes only keys listed in kPrefixTuningKeys");
+  int64_t count = 1;
+  if (!value.isNull() && !readInt(entry, count))
+    return false;
+  if (count != 1)
+    return fail(valueLoc(entry),
+                "'num_transformer_submodules' " + Twine(count) +
+                    " is for encoder-decoder models; " + stack + " (1)");
+  return true;
 }
 
 const YamlEntry *findEntry(const YamlNode &node, StringRef key) {
@@ -1490,11 +1486,10 @@ bool SpecReader::readMethod(const YamlNode &node, bool flat, PeftSpec &spec) {
   case MethodKind::DiReFT:
   case MethodKind::NoDiReFT: {
     ReftConfig reft;
-    reft.intervention = method.kind == MethodKind::LoReFT
-                            ? ReftIntervention::LoReFT
-                        : method.kind == MethodKind::DiReFT
-                            ? ReftIntervention::DiReFT
-                            : ReftIntervention::NoDiReFT;
+    reft.intervention =
+        method.kind == MethodKind::LoReFT   ? ReftIntervention::LoReFT
+        : method.kind == MethodKind::DiReFT ? ReftIntervention::DiReFT
+                                            : ReftIntervention::NoDiReFT;
     reft.loc = node.loc;
     method.config = reft;
     break;
