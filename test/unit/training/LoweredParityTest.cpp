@@ -159,7 +159,11 @@ INSTANTIATE_TEST_SUITE_P(
     Goldens, LoweredParity,
     ::testing::Values("lora_llama_qv", "lora_llama_layers", "rslora_llama",
                       "dora_llama_qv", "ia3_llama", "lora_gpt2_cattn",
-                      "lora_bitfit_head", "lora_llama_trainer", "sparse_llama"),
+                      "lora_bitfit_head", "lora_llama_trainer", "sparse_llama",
+                      "loreft_llama", "nodireft_llama", "direft_llama",
+                      "prompt_tuning_llama", "prefix_tuning_llama",
+                      "prefix_tuning_proj_llama", "prefix_tuning_gpt2",
+                      "seq_bn_llama", "double_seq_bn_llama", "par_bn_llama"),
     [](const ::testing::TestParamInfo<std::string> &info) {
       return info.param;
     });
