@@ -142,6 +142,7 @@ public:
 
   LogicalResult mergeLowRank(Operation *op);
   LogicalResult mergeIa3(pir::Ia3Op op, const analysis::ModuleTable &table);
+  LogicalResult mergeSparse(pir::SparseDeltaOp op);
 
 private:
   FailureOr<Value> lift(Value v, Operation *user);
@@ -262,6 +263,22 @@ LogicalResult Merger::mergeLowRank(Operation *op) {
   return success();
 }
 
+/// Sparse fine-tuning: W' = W + scatter(indices, delta) is the op itself,
+/// computed once in @merge_adapters instead of on every forward.
+LogicalResult Merger::mergeSparse(pir::SparseDeltaOp op) {
+  FailureOr<Value> merged = lift(op.getResult(), op);
+  if (failed(merged))
+    return failure();
+  std::string path = modulePathOf(op);
+  OpBuilder fb(op);
+  Value weight = publish(
+      op, (path.empty() ? std::string("adapter") : path) + ".weight.merged",
+      *merged, fb);
+  op.getResult().replaceAllUsesWith(weight);
+  op->erase();
+  return success();
+}
+
 /// IA3 scales a linear module's output (its result after the bias) or, for
 /// feed-forward modules, its input by l. Folded into the weight as PEFT
 /// does: W·diag(l) along the output features, bias·l; or diag(l)·W along the
@@ -366,11 +383,14 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     }
     SmallVector<Operation *> lowRank;
     SmallVector<pir::Ia3Op> ia3;
+    SmallVector<pir::SparseDeltaOp> sparse;
     fn.walk([&](Operation *op) {
       if (isa<pir::LoraOp, pir::DoraOp>(op))
         lowRank.push_back(op);
       else if (auto scale = dyn_cast<pir::Ia3Op>(op))
         ia3.push_back(scale);
+      else if (auto delta = dyn_cast<pir::SparseDeltaOp>(op))
+        sparse.push_back(delta);
     });
     // The module table of the adapted function, before any op changes
     // (IA3 needs its linear modules).
@@ -392,6 +412,9 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         return signalPassFailure();
     for (Operation *op : lowRank)
       if (failed(merger.mergeLowRank(op)))
+        return signalPassFailure();
+    for (pir::SparseDeltaOp op : sparse)
+      if (failed(merger.mergeSparse(op)))
         return signalPassFailure();
 
     // The adapter params' reads (and their casts, reshapes) are dead in the

@@ -180,7 +180,7 @@ def Optimizer : Pass<"peft-optimizer", "::mlir::ModuleOp"> {
 }
 
 def MergeAdapters : Pass<"peft-merge-adapters", "::mlir::ModuleOp"> {
-  let summary = "Folds LoRA, DoRA and IA3 into the frozen weights (inference IR)";
+  let summary = "Folds LoRA, DoRA, IA3 and sparse deltas into the frozen weights (inference IR)";
   let description = [{
     Every `peft.lora`/`peft.dora` of the model function becomes `nn.matmul`
     of its input with a merged weight, in the frozen weight's layout
@@ -194,7 +194,9 @@ def MergeAdapters : Pass<"peft-merge-adapters", "::mlir::ModuleOp"> {
     function. As PEFT merges: LoRA `W + s·B·A`; DoRA
     `m ⊙ (W + s·B·A) / ‖W + s·B·A‖` with one norm per output feature; IA3
     `W·diag(l)` and `bias·l` for output scaling, `diag(l)·W` for
-    feed-forward (input) scaling. Adapter dropout is identity at inference.
+    feed-forward (input) scaling; a sparse delta `W + scatter(delta)`
+    (the `peft.sparse_delta` itself, run once). Adapter dropout is identity
+    at inference.
     The adapter params stay (@merge_adapters reads them); the model
     function no longer does. docs/adapters.md, "peft-merge-adapters".
   }];

@@ -111,3 +111,33 @@ func.func @forward(%x: tensor<3x8xf32>) -> tensor<3x8xf32> {
 // CHECK:         nn.reshape %{{.*}} : tensor<4xf32> -> tensor<4x1xf32>
 // CHECK:         %[[MD:.*]] = nn.mul %{{.*}}, %{{.*}} : tensor<4x8xf32>, tensor<4x1xf32> -> tensor<4x8xf32>
 // CHECK:         peft.assign @down.weight.merged, %[[MD]]
+
+// -----
+
+// A sparse delta: W + scatter(indices, delta) moves into @merge_adapters as
+// it is; @forward reads the merged weight and neither the indices nor the
+// delta.
+peft.param @w : tensor<4x5xf32> frozen init "zeros"
+peft.param @i : tensor<3xi64> frozen init "zeros" {peft.method = "sparse"}
+peft.param @v : tensor<3xf32> trainable init "zeros" {peft.method = "sparse"}
+func.func @forward(%x: tensor<2x5xf32>) -> tensor<2x4xf32> {
+  %w = peft.use @w : tensor<4x5xf32>
+  %i = peft.use @i : tensor<3xi64>
+  %v = peft.use @v : tensor<3xf32>
+  %d = peft.sparse_delta %w, %i, %v {peft.module = "fc"} : tensor<4x5xf32>, tensor<3xi64>, tensor<3xf32>
+  %y = nn.matmul %x, %d {transpose_rhs = true} : tensor<2x5xf32>, tensor<4x5xf32> -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
+}
+
+// CHECK:       peft.param @fc.weight.merged : tensor<4x5xf32> frozen {peft.computed_by = @merge_adapters}
+// CHECK-LABEL: func.func @forward
+// CHECK-NEXT:    %[[W:.*]] = peft.use @fc.weight.merged : tensor<4x5xf32>
+// CHECK-NEXT:    %[[Y:.*]] = nn.matmul %{{.*}}, %[[W]] {transpose_rhs = true}
+// CHECK-NEXT:    return %[[Y]]
+// CHECK-LABEL: func.func @merge_adapters()
+// CHECK-DAG:     %[[W0:.*]] = peft.use @w
+// CHECK-DAG:     %[[I:.*]] = peft.use @i
+// CHECK-DAG:     %[[V:.*]] = peft.use @v
+// CHECK:         %[[M:.*]] = peft.sparse_delta %[[W0]], %[[I]], %[[V]]
+// CHECK:         peft.assign @fc.weight.merged, %[[M]] : tensor<4x5xf32>
+// CHECK-NEXT:    return

@@ -123,6 +123,7 @@ TEST_P(MergeAdapters, MergedForwardMatchesAdaptedForward) {
     if (c.adapter)
       insert.initAdapter = source(c.adapter);
     pm.addPass(createInsertAdapters(insert));
+    pm.addPass(createInsertSparse());
     pm.addPass(createFreezeParams());
     ASSERT_TRUE(succeeded(pm.run(*module))) << diagnostics;
   }
@@ -142,7 +143,8 @@ TEST_P(MergeAdapters, MergedForwardMatchesAdaptedForward) {
         << diagnostics;
     if (!c.adapter)
       for (auto param : module->getOps<pir::ParamOp>()) {
-        if (!param->hasAttr(analysis::attr::kMethod))
+        // Frozen method params (sparse indices) keep their values.
+        if (!param->hasAttr(analysis::attr::kMethod) || !param.getTrainable())
           continue;
         FailureOr<Tensor> init = eval.paramValue(param.getSymName());
         ASSERT_TRUE(succeeded(init)) << diagnostics;
@@ -255,7 +257,13 @@ INSTANTIATE_TEST_SUITE_P(
              "{peft_type: IA3, target_modules: "
              "'.*(query|value|output\\.dense)', "
              "feedforward_modules: '.*layer\\.[0-9]+\\.output\\.dense'}",
-             nullptr, "test/models/bert-tiny/inputs.safetensors", "peft.ia3"}),
+             nullptr, "test/models/bert-tiny/inputs.safetensors", "peft.ia3"},
+        // Sparse deltas (random values on the selected entries) on every
+        // linear weight of the golden's spec, folded into the weights.
+        Case{"sparse_llama", "test/goldens/llama/model.onnx",
+             "test/goldens/sparse_llama/spec.yaml", nullptr,
+             "test/goldens/sparse_llama/data.safetensors",
+             "peft.sparse_delta"}),
     [](const auto &info) { return std::string(info.param.name); });
 
 } // namespace
