@@ -9,23 +9,30 @@ namespace peft {
 
 bool writeFileAtomic(const std::string &path, const std::string &bytes,
                      std::string &error) {
+  return writeFileAtomic(path, {{bytes.data(), bytes.size()}}, error);
+}
+
+bool writeFileAtomic(const std::string &path,
+                     const std::vector<ByteSpan> &pieces, std::string &error) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     error = "cannot create '" + tmp + "': " + std::strerror(errno);
     return false;
   }
-  const char *p = bytes.data();
-  size_t left = bytes.size();
   bool ok = true;
-  while (ok && left) {
-    ssize_t w = ::write(fd, p, left);
-    if (w < 0 && errno == EINTR)
-      continue;
-    ok = w > 0;
-    if (ok) {
-      p += w;
-      left -= (size_t)w;
+  for (const ByteSpan &piece : pieces) {
+    const char *p = static_cast<const char *>(piece.data);
+    size_t left = piece.size;
+    while (ok && left) {
+      ssize_t w = ::write(fd, p, left);
+      if (w < 0 && errno == EINTR)
+        continue;
+      ok = w > 0;
+      if (ok) {
+        p += w;
+        left -= (size_t)w;
+      }
     }
   }
   ok = ok && ::fsync(fd) == 0;

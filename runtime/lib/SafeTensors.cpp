@@ -1,4 +1,5 @@
 #include "peft/SafeTensors.h"
+#include "peft/AtomicFile.h"
 
 #include "Json.h"
 #include "JsonLexer.h"
@@ -196,16 +197,6 @@ private:
   }
 };
 
-/// The directory part of `path`, for fsync after the rename.
-std::string parentDir(const std::string &path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos)
-    return ".";
-  if (slash == 0)
-    return "/";
-  return path.substr(0, slash);
-}
-
 } // namespace
 
 const Tensor *SafeTensorsFile::find(const std::string &name) const {
@@ -376,61 +367,15 @@ bool writeSafeTensors(
   while (header.size() % 8)
     header += ' ';
 
-  // Write a sibling temp file and rename it over `path`, so readers see the
-  // old file or the new one, never a partial one.
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "cannot create '" + tmp + "': " + std::strerror(errno);
-    return false;
-  }
-  auto writeAll = [&](const void *p, size_t n) {
-    const uint8_t *b = static_cast<const uint8_t *>(p);
-    while (n) {
-      ssize_t w = ::write(fd, b, n);
-      if (w < 0) {
-        if (errno == EINTR)
-          continue;
-        return false;
-      }
-      b += w;
-      n -= (size_t)w;
-    }
-    return true;
-  };
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) // little-endian, whatever the host
     len[i] = (uint8_t)((uint64_t)header.size() >> (8 * i));
-  bool ok = writeAll(len, 8) && writeAll(header.data(), header.size());
+  std::vector<ByteSpan> pieces = {{len, 8}, {header.data(), header.size()}};
   for (size_t i : layout)
-    ok =
-        ok && writeAll(tensors[i].second.bytes(), tensors[i].second.byteSize());
-  ok = ok && ::fsync(fd) == 0;
-  int saved = errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) {
-    error = "cannot write '" + tmp + "': " + std::strerror(saved);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "cannot rename '" + tmp + "' to '" + path +
-            "': " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  // Make the rename itself durable. Failure here leaves a complete file in
-  // place, so it is not reported.
-  int dirFd =
-      ::open(parentDir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd >= 0) {
-    ::fsync(dirFd);
-    ::close(dirFd);
-  }
-  return true;
+    pieces.push_back(
+        {tensors[i].second.bytes(), (size_t)tensors[i].second.byteSize()});
+  // Readers see the old file or the new one, never a partial one.
+  return writeFileAtomic(path, pieces, error);
 }
 
 } // namespace peft
