@@ -278,40 +278,50 @@ void learnedSource(const Tensor &h, int64_t row, const Tensor &w,
   }
 }
 
+/// y = h, plus `addDelta(row, delta)` ([d] values, zeroed) on the rows the
+/// positions select: the shape both interventions share.
+template <typename AddDelta>
+FailureOr<Tensor>
+interveneSelectedRows(Operation *op, const Tensor &h, const Tensor &positions,
+                      const EvalContext &ctx, AddDelta addDelta) {
+  Shape shape = h.shape();
+  int64_t batch = shape[0], seq = shape[1], d = shape[2];
+  FailureOr<std::vector<char>> selected =
+      selectedRows(op, positions, batch, seq);
+  if (failed(selected))
+    return failure();
+  Tensor y(ctx.storageType(op->getResult(0)), shape);
+  std::vector<double> delta(d);
+  for (int64_t row = 0; row < batch * seq; ++row) {
+    std::fill(delta.begin(), delta.end(), 0.0);
+    if ((*selected)[row])
+      addDelta(row, delta);
+    for (int64_t i = 0; i < d; ++i)
+      y.setDouble(row * d + i, h.getDouble(row * d + i) + delta[i]);
+  }
+  return y;
+}
+
 /// LoreftIntervention.forward on the selected rows:
 /// rotated = h·R, out = h + (learned_source(h) − rotated)·Rᵀ.
 FailureOr<Tensor> loreft(Operation *op, ArrayRef<Tensor> in,
                          const EvalContext &ctx) {
   const Tensor &h = in[0], &rot = in[1], &w = in[2], &b = in[3];
-  Shape shape = h.shape();
-  int64_t batch = shape[0], seq = shape[1], d = shape[2];
-  int64_t r = w.shape()[0];
-  FailureOr<std::vector<char>> selected = selectedRows(op, in[4], batch, seq);
-  if (failed(selected))
-    return failure();
-  Tensor y(ctx.storageType(op->getResult(0)), shape);
+  int64_t d = h.shape()[2], r = w.shape()[0];
   std::vector<double> s;
-  for (int64_t row = 0; row < batch * seq; ++row) {
-    if (!(*selected)[row]) {
-      for (int64_t i = 0; i < d; ++i)
-        y.setDouble(row * d + i, h.getDouble(row * d + i));
-      continue;
-    }
-    learnedSource(h, row, w, b, d, r, s);
-    for (int64_t j = 0; j < r; ++j) {
-      double rotated = 0;
-      for (int64_t i = 0; i < d; ++i)
-        rotated += h.getDouble(row * d + i) * rot.getDouble(i * r + j);
-      s[j] -= rotated;
-    }
-    for (int64_t i = 0; i < d; ++i) {
-      double acc = 0;
-      for (int64_t j = 0; j < r; ++j)
-        acc += s[j] * rot.getDouble(i * r + j);
-      y.setDouble(row * d + i, h.getDouble(row * d + i) + acc);
-    }
-  }
-  return y;
+  return interveneSelectedRows(
+      op, h, in[4], ctx, [&](int64_t row, std::vector<double> &delta) {
+        learnedSource(h, row, w, b, d, r, s);
+        for (int64_t j = 0; j < r; ++j) {
+          double rotated = 0;
+          for (int64_t i = 0; i < d; ++i)
+            rotated += h.getDouble(row * d + i) * rot.getDouble(i * r + j);
+          s[j] -= rotated;
+        }
+        for (int64_t i = 0; i < d; ++i)
+          for (int64_t j = 0; j < r; ++j)
+            delta[i] += s[j] * rot.getDouble(i * r + j);
+      });
 }
 
 /// NodireftIntervention.forward on the selected rows:
@@ -319,29 +329,15 @@ FailureOr<Tensor> loreft(Operation *op, ArrayRef<Tensor> in,
 FailureOr<Tensor> nodireft(Operation *op, ArrayRef<Tensor> in,
                            const EvalContext &ctx) {
   const Tensor &h = in[0], &w = in[1], &b = in[2], &proj = in[3];
-  Shape shape = h.shape();
-  int64_t batch = shape[0], seq = shape[1], d = shape[2];
-  int64_t r = w.shape()[0];
-  FailureOr<std::vector<char>> selected = selectedRows(op, in[4], batch, seq);
-  if (failed(selected))
-    return failure();
-  Tensor y(ctx.storageType(op->getResult(0)), shape);
+  int64_t d = h.shape()[2], r = w.shape()[0];
   std::vector<double> s;
-  for (int64_t row = 0; row < batch * seq; ++row) {
-    if (!(*selected)[row]) {
-      for (int64_t i = 0; i < d; ++i)
-        y.setDouble(row * d + i, h.getDouble(row * d + i));
-      continue;
-    }
-    learnedSource(h, row, w, b, d, r, s);
-    for (int64_t i = 0; i < d; ++i) {
-      double acc = 0;
-      for (int64_t j = 0; j < r; ++j)
-        acc += s[j] * proj.getDouble(j * d + i);
-      y.setDouble(row * d + i, h.getDouble(row * d + i) + acc);
-    }
-  }
-  return y;
+  return interveneSelectedRows(
+      op, h, in[4], ctx, [&](int64_t row, std::vector<double> &delta) {
+        learnedSource(h, row, w, b, d, r, s);
+        for (int64_t i = 0; i < d; ++i)
+          for (int64_t j = 0; j < r; ++j)
+            delta[i] += s[j] * proj.getDouble(j * d + i);
+      });
 }
 
 } // namespace
